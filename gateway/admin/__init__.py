@@ -1,0 +1,1 @@
+"""Admin surfaces: the review service and the CLI and web console over it."""

@@ -1,0 +1,1 @@
+"""Message understanding: raw bytes to a ParsedMessage (pure, never raises on input)."""

@@ -1,0 +1,1 @@
+"""Policy engine: policy files to a pure evaluate(parsed, route, state) -> Verdict."""

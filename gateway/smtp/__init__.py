@@ -1,0 +1,1 @@
+"""SMTP front end: aiosmtpd server, session handler, replies."""

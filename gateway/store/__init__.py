@@ -1,0 +1,1 @@
+"""Store: decision log, quarantine, per-order state and audit (SQLite or PostgreSQL)."""

@@ -1,0 +1,1 @@
+"""Upstream relay: pooled aiosmtplib connections to the next hop."""
