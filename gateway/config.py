@@ -75,6 +75,9 @@ class ServerConfig(_Section):
     # RFC 5321 4.5.3.1.6: 1000 octets per text line including CRLF (aiosmtpd counts 1001).
     line_length_limit: Annotated[int, Field(ge=1001)] = 1001
     shutdown_grace: Annotated[float, Field(ge=0)] = 30.0
+    # Seconds to wait before the greeting; a client that talks first is refused
+    # (554 5.5.0), like Postfix's "sleep" + reject_unauth_pipelining. 0 = off.
+    greet_pause: Annotated[float, Field(ge=0, le=30)] = 0.0
     require_starttls: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -207,6 +207,8 @@ class Envelope:
         account: authenticated account or the account its network maps to.
         tls: whether the session was encrypted.
         received_at: when DATA completed (UTC).
+        mail_options: the MAIL FROM parameters as given (``SIZE=...``, ``BODY=8BITMIME``).
+        authenticated: the account was proven by SMTP AUTH rather than by the client's network.
     """
 
     queue_id: str
@@ -218,6 +220,7 @@ class Envelope:
     tls: bool = False
     received_at: datetime | None = None
     mail_options: tuple[str, ...] = field(default=())
+    authenticated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,315 @@
+"""The per-message pipeline: parse -> evaluate -> act, and the reply it earns.
+
+:class:`Pipeline` composes the seams of :mod:`gateway.pipeline_types`. The SMTP
+handler calls :meth:`Pipeline.run` at the end of DATA and sends back the
+:class:`~gateway.smtp.replies.Reply` it returns. The order of effects is the
+sender's contract (DESIGN.md "Reply semantics"):
+
+- PASS: relay upstream; answer 250 only once the upstream accepted. Recipients
+  refused upstream while others were accepted get a DSN (RFC 3464) sent to the
+  envelope sender and a ``recipient_refused`` log event.
+- QUARANTINE: commit message and decision to the store (in a thread); answer 250
+  only after the commit returned.
+- REJECT: ``550 5.7.1 [rule.id] description: "evidence"``.
+- anything else (exception, ``processing_timeout``, store or upstream trouble):
+  451, so the sender keeps the message and retries; an upstream 5xx stays 5xx.
+
+Before the policy runs, the From header is checked against the account's
+authorised senders (MAIL FROM was checked at MAIL time).
+
+Every message yields exactly one :class:`~gateway.model.Decision`: written to the
+store's decision log (the quarantine writes it in its own transaction) and
+logged as one ``message_decided`` event. When processing fails before the
+policy decided, the decision carries an empty PASS verdict and the outcome
+``failed``; ``outcome`` is what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import structlog
+
+from gateway.config import Config
+from gateway.logging import Pseudonymizer
+from gateway.mime.types import ParsedMessage
+from gateway.model import Action, Decision, Envelope, Route, Signal, Verdict
+from gateway.pipeline_types import Parser, Policy, Relay, RelayError, Store
+from gateway.smtp import replies
+from gateway.smtp.replies import Reply
+from gateway.smtp.trace import received_header
+from gateway.state import EventKind, StateEvent
+from gateway.upstream.dsn import build_dsn
+
+log = structlog.get_logger("gateway.pipeline")
+
+T = TypeVar("T")
+
+#: Seconds a best-effort store write (decision log after the reply is settled) may take.
+RECORD_TIMEOUT = 30.0
+
+
+class _Stages:
+    """Wall-clock milliseconds per stage, for the decision and the log."""
+
+    def __init__(self) -> None:
+        self.durations: dict[str, float] = {}
+
+    async def run(self, stage: str, awaitable: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            self.durations[stage] = round((time.perf_counter() - started) * 1000, 3)
+
+
+class Pipeline:
+    """Parse, evaluate and act on one message; returns the SMTP reply it deserves."""
+
+    def __init__(
+        self,
+        parser: Parser,
+        policy: Callable[[], Policy],
+        relay: Relay,
+        store: Store,
+        config: Config,
+    ) -> None:
+        self._parser = parser
+        self._policy = policy
+        self._relay = relay
+        self._store = store
+        self._config = config
+        self._pseudonyms = Pseudonymizer(config.logging)
+
+    async def run(self, envelope: Envelope, route: Route, raw: bytes) -> Reply:
+        """Process one received message and return the reply for the client."""
+        started = time.perf_counter()
+        stages = _Stages()
+        undecided = Verdict(action=Action.PASS, profile=route.profile)
+        decision = self._decision(envelope, undecided, raw, stages, outcome="failed")
+        deadline = asyncio.timeout(self._config.server.processing_timeout)
+        try:
+            async with deadline:
+                reply, decision = await self._process(envelope, route, raw, stages)
+        except asyncio.CancelledError:
+            # The connection was lost or the server is stopping: no reply will be
+            # sent, the client retries. Still one decision for this message.
+            decision = replace(decision, error="cancelled before a reply was sent", durations_ms=stages.durations)
+            self._log(decision, None, stages.durations, decided=False)
+            await asyncio.shield(self._record_quietly(decision))
+            raise
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                log.error("message_timed_out", queue_id=envelope.queue_id)
+                reply = replies.processing_timeout(envelope.queue_id)
+                error = f"processing timeout after {self._config.server.processing_timeout} s"
+            else:
+                log.exception("message_failed", queue_id=envelope.queue_id)
+                reply = replies.internal_error(envelope.queue_id)
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            decision = replace(decision, error=error, durations_ms=stages.durations)
+            await self._record_quietly(decision)
+        stages.durations["total"] = round((time.perf_counter() - started) * 1000, 3)
+        self._log(decision, reply, stages.durations, decided=decision.verdict is not undecided)
+        return reply
+
+    # --- the stages --------------------------------------------------------------
+
+    async def _process(self, envelope: Envelope, route: Route, raw: bytes, stages: _Stages) -> tuple[Reply, Decision]:
+        parsed = await stages.run("parse", self._parser.parse(raw))
+        refusal = self._check_from_header(envelope, parsed)
+        if refusal is not None:
+            verdict = Verdict(action=Action.REJECT, profile=route.profile)
+            decision = self._decision(envelope, verdict, raw, stages, "rejected", parsed, error=refusal[1])
+            await self._record_quietly(decision)
+            return refusal[0], decision
+
+        policy = self._policy()  # once per message: policies hot-reload
+        order_ids = list(dict.fromkeys(o.value for o in parsed.order_ids))
+        state = await stages.run("state", asyncio.to_thread(self._store.load_state, order_ids, route.buyer))
+        # Pure CPU work; a thread keeps a slow message from stalling every other session.
+        verdict = await stages.run("evaluate", asyncio.to_thread(policy.evaluate, parsed, route, state))
+        data = received_header(envelope, self._config.server.hostname) + raw
+
+        if verdict.action is Action.REJECT:
+            decision = self._decision(envelope, verdict, raw, stages, "rejected", parsed)
+            await self._record_quietly(decision)
+            return replies.rejected(verdict.primary), decision
+        if verdict.action is Action.QUARANTINE:
+            return await self._quarantine(envelope, verdict, raw, data, parsed, stages)
+        return await self._pass(envelope, route, verdict, raw, data, parsed, stages)
+
+    def _check_from_header(self, envelope: Envelope, parsed: ParsedMessage) -> tuple[Reply, str] | None:
+        """The From header must be one of the account's senders, like MAIL FROM."""
+        if envelope.account is None:
+            return None
+        account = self._config.account(envelope.account)
+        if account is None:  # the account vanished from a reloaded config: refuse, do not guess
+            return replies.auth_required(), f"account {envelope.account!r} no longer configured"
+        if account.sender_allowed(parsed.from_addr) and parsed.from_addr:
+            return None
+        why = "From header missing or unparsable" if not parsed.from_addr else "From header not authorised"
+        reply = replies.sender_not_authorised(account.name, parsed.from_addr, "From header", account.senders)
+        return reply, why
+
+    async def _quarantine(
+        self,
+        envelope: Envelope,
+        verdict: Verdict,
+        raw: bytes,
+        data: bytes,
+        parsed: ParsedMessage,
+        stages: _Stages,
+    ) -> tuple[Reply, Decision]:
+        decision = self._decision(envelope, verdict, raw, stages, "quarantined", parsed)
+        try:
+            await stages.run("quarantine", asyncio.to_thread(self._store.quarantine, decision, data))
+        except Exception as exc:
+            log.exception("quarantine_failed", queue_id=envelope.queue_id)
+            failed = replace(decision, outcome="failed", error=f"quarantine failed: {type(exc).__name__}: {exc}"[:500])
+            await self._record_quietly(failed)
+            return replies.store_failed(envelope.queue_id), failed
+        # The store wrote the decision with the quarantined message, in one transaction.
+        return replies.held(envelope.queue_id), replace(decision, durations_ms=stages.durations)
+
+    async def _pass(
+        self,
+        envelope: Envelope,
+        route: Route,
+        verdict: Verdict,
+        raw: bytes,
+        data: bytes,
+        parsed: ParsedMessage,
+        stages: _Stages,
+    ) -> tuple[Reply, Decision]:
+        try:
+            result = await stages.run(
+                "relay", self._relay.relay(route.upstream, envelope.mail_from, envelope.rcpt_tos, data)
+            )
+        except RelayError as exc:
+            decision = self._decision(envelope, verdict, raw, stages, "failed", parsed, error=f"upstream: {exc}"[:500])
+            await self._record_quietly(decision)
+            return replies.upstream_failed(exc), decision
+        refused = {rcpt: f"{code} {text}" for rcpt, (code, text) in result.refused.items()}
+        decision = self._decision(envelope, verdict, raw, stages, "relayed", parsed, refused=refused)
+        if result.refused:
+            await self._notify_refused(envelope, route, result.refused, raw)
+        events = self._state_events(verdict, route, envelope.queue_id)
+        await self._record_quietly(decision, events)
+        return replies.relayed(envelope.queue_id, result.reply), decision
+
+    # --- after-effects -----------------------------------------------------------
+
+    async def _notify_refused(
+        self, envelope: Envelope, route: Route, refused: dict[str, tuple[int, str]], raw: bytes
+    ) -> None:
+        """Tell the sender about recipients the upstream refused (the others got the message)."""
+        for rcpt, (code, text) in refused.items():
+            log.warning(
+                "recipient_refused",
+                queue_id=envelope.queue_id,
+                recipient=self._pseudonyms.address(rcpt),
+                upstream=route.upstream,
+                code=code,
+                error=text,
+            )
+        if not envelope.mail_from:
+            # RFC 3464 / RFC 5321 6.1: never send a notification to the null sender.
+            log.warning("dsn_skipped", queue_id=envelope.queue_id, reason="null sender")
+            return
+        notice_upstream = self._config.notices.upstream
+        dsn = build_dsn(
+            envelope=envelope,
+            refused=refused,
+            original=raw,
+            reporting_host=self._config.server.hostname,
+            upstream=self._config.upstreams[route.upstream].host,
+            from_address=self._config.notice_from,
+        )
+        try:
+            await self._relay.relay(notice_upstream, "", [envelope.mail_from], dsn)
+        except RelayError as exc:
+            log.error("dsn_failed", queue_id=envelope.queue_id, upstream=notice_upstream, error=str(exc))
+            return
+        log.info("dsn_sent", queue_id=envelope.queue_id, upstream=notice_upstream, refused=len(refused))
+
+    @staticmethod
+    def _state_events(verdict: Verdict, route: Route, queue_id: str) -> list[StateEvent]:
+        """What per-order/per-buyer state remembers once a message actually left."""
+        now = datetime.now(UTC)
+        events = [StateEvent(EventKind.ORDER_SEEN, order, now, queue_id) for order in verdict.order_ids]
+        if Signal.REVIEW_REQUEST in verdict.signals:
+            events += [StateEvent(EventKind.REVIEW_REQUEST, order, now, queue_id) for order in verdict.order_ids]
+        if Signal.PROACTIVE in verdict.signals and route.buyer:
+            events.append(StateEvent(EventKind.PROACTIVE, route.buyer, now, queue_id))
+        return events
+
+    async def _record_quietly(self, decision: Decision, events: Sequence[StateEvent] = ()) -> None:
+        """Write the decision (and state events); the reply is already settled, so only log failures."""
+
+        def write() -> None:
+            self._store.record_decision(decision)
+            if events:
+                self._store.record_events(events)
+
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT):
+                await asyncio.to_thread(write)
+        except Exception:
+            log.exception("decision_record_failed", queue_id=decision.queue_id, outcome=decision.outcome)
+
+    # --- records -----------------------------------------------------------------
+
+    def _decision(
+        self,
+        envelope: Envelope,
+        verdict: Verdict,
+        raw: bytes,
+        stages: _Stages,
+        outcome: str,
+        parsed: ParsedMessage | None = None,
+        *,
+        error: str = "",
+        refused: dict[str, str] | None = None,
+    ) -> Decision:
+        return Decision(
+            queue_id=envelope.queue_id,
+            decided_at=datetime.now(UTC),
+            envelope=envelope,
+            verdict=verdict,
+            subject=parsed.subject if parsed is not None else "",
+            size=len(raw),
+            durations_ms=dict(stages.durations),
+            outcome=outcome,
+            error=error,
+            refused=refused or {},
+        )
+
+    def _log(self, decision: Decision, reply: Reply | None, durations: dict[str, float], *, decided: bool) -> None:
+        envelope = decision.envelope
+        verdict = decision.verdict
+        log.info(
+            "message_decided",
+            queue_id=decision.queue_id,
+            peer=envelope.peer,
+            account=envelope.account,
+            sender=envelope.mail_from,
+            recipients=self._pseudonyms.addresses(envelope.rcpt_tos),
+            profile=verdict.profile,
+            # None when processing failed before the policy decided.
+            action=verdict.action.value if decided else None,
+            outcome=decision.outcome,
+            rule_ids=list(verdict.rule_ids),
+            monitor_rule_ids=[f.rule for f in verdict.findings if f.monitor],
+            size=decision.size,
+            reply_code=reply.code if reply is not None else None,
+            reply_status=reply.status if reply is not None else None,
+            error=decision.error or None,
+            refused=len(decision.refused),
+            durations_ms=durations,
+        )

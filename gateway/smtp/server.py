@@ -1,0 +1,440 @@
+"""The SMTP protocol: aiosmtpd's ``SMTP`` with the gateway's protocol-level guards.
+
+:class:`GatewaySMTP` is one connection. On top of aiosmtpd it adds what a
+before-queue relay facing the internet needs (see research/gateway-anchors.md 7):
+
+- connection limits in total and per client (421 4.7.0 at connect);
+- a command timeout and a whole-DATA timeout answered with 421 4.4.2 (aiosmtpd
+  just closes the socket);
+- PIPELINING (RFC 2920) advertised and enforced: input may follow only MAIL,
+  RCPT and RSET (and the end of DATA) before their reply; anything else sent
+  ahead of a reply, or before the greeting when ``greet_pause`` is set, is bad
+  pipelining (554 5.5.0, connection closed);
+- a DATA reader with the smuggling defence and exact size/line limits
+  (:mod:`gateway.smtp.data`);
+- AUTH PLAIN/LOGIN verified against argon2 hashes in a thread;
+- RFC 3463 enhanced status codes on aiosmtpd's own replies (ENHANCEDSTATUSCODES);
+- graceful shutdown: idle sessions get 421 4.3.2 at once, sessions inside a
+  transaction finish it, then get 421.
+
+:class:`SmtpServer` owns the listening socket and the live connections.
+Everything about envelopes and messages is the handler's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import secrets
+import socket
+import ssl
+import time
+from base64 import b64decode
+from collections.abc import Awaitable, Callable
+from typing import Any, AnyStr
+
+import structlog
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+
+from gateway.config import Config
+from gateway.smtp import replies
+from gateway.smtp.auth import AccountDirectory
+from gateway.smtp.data import read_data
+from gateway.smtp.limits import ConnectionLimiter, Refusal
+from gateway.smtp.replies import Reply, with_enhanced_code
+from gateway.smtp.session import GatewayEnvelope, GatewaySession
+
+log = structlog.get_logger("gateway.smtp")
+
+#: RFC 2920 3.1: only these may be followed by more input before their reply
+#: (the end of DATA too; it is checked in smtp_DATA).
+PIPELINABLE = frozenset({"MAIL", "RCPT", "RSET"})
+#: Failed AUTH attempts before the connection is closed.
+MAX_AUTH_FAILURES = 3
+
+CommandMethod = Callable[[str | None], Awaitable[None]]
+
+
+def make_tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server-side TLS context for STARTTLS, if a certificate is configured."""
+    server = config.server
+    if server.tls_cert is None or server.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(server.tls_cert), str(server.tls_key))
+    return context
+
+
+class GatewaySMTP(SMTP):
+    """One SMTP connection to the gateway."""
+
+    def __init__(self, handler: Any, *, owner: SmtpServer, loop: asyncio.AbstractEventLoop) -> None:
+        config = owner.config.server
+        # aiosmtpd sizes its StreamReader from this attribute inside __init__.
+        self.line_length_limit = config.line_length_limit
+        super().__init__(
+            handler,
+            data_size_limit=config.max_message_size,
+            enable_SMTPUTF8=config.smtputf8,
+            decode_data=False,
+            hostname=config.hostname,
+            ident="ESMTP",
+            tls_context=owner.tls_context,
+            require_starttls=config.require_starttls,
+            timeout=config.command_timeout,
+            auth_require_tls=True,
+            auth_exclude_mechanism=[] if owner.directory.offers_auth else ["PLAIN", "LOGIN"],
+            loop=loop,
+        )
+        self._owner = owner
+        self._conn_id = ""
+        self._client = ""
+        self._refusal: Refusal | None = None
+        self._lost = False
+        self._opened = time.monotonic()
+        self._processing = False
+        self._draining = False
+        self._plain_replies = False
+        self._auth_failures = 0
+        for name, method in list(self._smtp_methods.items()):
+            self._smtp_methods[name] = self._guarded(name, method)
+
+    # --- typed views of aiosmtpd state (methods: aiosmtpd's init inspects properties) ---
+
+    def gsession(self) -> GatewaySession:
+        """The current session (always ours: see :meth:`_create_session`)."""
+        assert isinstance(self.session, GatewaySession)
+        return self.session
+
+    def genvelope(self) -> GatewayEnvelope:
+        """The current transaction (always ours: see :meth:`_create_envelope`)."""
+        assert isinstance(self.envelope, GatewayEnvelope)
+        return self.envelope
+
+    def _input_pending(self) -> bool:
+        """Bytes already received beyond the line being handled (pipelined input)."""
+        # StreamReader has no public peek; aiosmtpd itself uses _buffer.
+        return bool(self._reader._buffer)  # type: ignore[attr-defined]
+
+    def _end_transaction(self) -> None:
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+
+    # --- aiosmtpd factories ------------------------------------------------------
+
+    def _create_session(self) -> GatewaySession:
+        return GatewaySession(self.loop, self._conn_id, self._client)
+
+    def _create_envelope(self) -> GatewayEnvelope:
+        return GatewayEnvelope()
+
+    # --- connection lifecycle ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Count and register a new connection (not the STARTTLS re-entry)."""
+        starttls = self._original_transport is not None
+        if not starttls:
+            peer = transport.get_extra_info("peername")
+            self._client = str(peer[0]) if peer else "unknown"
+            self._conn_id = secrets.token_hex(4)
+            self._refusal = self._owner.limiter.admit(self._client)
+            self._owner.connections.add(self)
+        super().connection_made(transport)
+        # RFC 3207 4.2: STARTTLS discards what the session knew; the network-based
+        # account is a property of the address, so it is derived again.
+        self.gsession().account = self._owner.directory.by_address(self._client)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        """Release the connection's limit slot and log its end, once."""
+        if not self._lost:
+            self._lost = True
+            if self._refusal is None:
+                self._owner.limiter.release(self._client)
+                log.info(
+                    "connection_closed",
+                    conn_id=self._conn_id,
+                    peer=self._client,
+                    messages=self.session.messages if isinstance(self.session, GatewaySession) else 0,
+                    seconds=round(time.monotonic() - self._opened, 3),
+                )
+            self._owner.connections.discard(self)
+            self._owner.connection_gone()
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        structlog.contextvars.bind_contextvars(conn_id=self._conn_id, peer=self._client)
+        host = self.hostname
+        if self._refusal is not None:
+            log.warning("connection_refused", limit=self._refusal.value, open=self._owner.limiter.total)
+            await self._goodbye(replies.too_many_connections(host, per_client=self._refusal is Refusal.PER_CLIENT))
+            return
+        if self._draining:
+            await self._goodbye(replies.shutting_down(host))
+            return
+        account = self.gsession().account
+        log.info("connection_opened", account=account.name if account else None)
+        pause = self._owner.config.server.greet_pause
+        if pause > 0:
+            await asyncio.sleep(pause)
+            if self._input_pending():
+                log.warning("pipelining_refused", before="greeting")
+                await self._goodbye(replies.protocol_synchronization())
+                return
+        await super()._handle_client()
+
+    async def push(self, status: AnyStr) -> None:
+        """Send a reply, adding an enhanced status code where aiosmtpd left it out."""
+        if isinstance(status, str) and not self._plain_replies:
+            await super().push(with_enhanced_code(status))
+        else:
+            await super().push(status)
+
+    async def _goodbye(self, reply: Reply) -> None:
+        """Send a final reply and close the connection."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.push(str(reply))
+        if self.transport is not None:
+            self.transport.close()
+
+    def _goodbye_now(self, reply: Reply) -> None:
+        """Like :meth:`_goodbye`, from synchronous code (timers, shutdown)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self._writer.write(str(reply).encode("ascii") + b"\r\n")
+        self.transport.close()
+
+    def _timeout_cb(self) -> None:
+        log.info("connection_timed_out", conn_id=self._conn_id, peer=self._client, in_data=self._processing)
+        self._goodbye_now(replies.timeout(self.hostname))
+
+    # --- graceful shutdown -------------------------------------------------------
+
+    def busy(self) -> bool:
+        """A transaction is open (MAIL given) or a message is being received or processed."""
+        envelope = self.envelope
+        return self._processing or (envelope is not None and envelope.mail_from is not None)
+
+    def begin_shutdown(self) -> None:
+        """Stop this session: at once if idle, else after its current transaction."""
+        self._draining = True
+        if not self.busy():
+            self._goodbye_now(replies.shutting_down(self.hostname))
+
+    def abort(self) -> None:
+        """The shutdown grace is over: 421 and close, whatever the session is doing."""
+        self._goodbye_now(replies.shutting_down(self.hostname))
+
+    # --- command guards ----------------------------------------------------------
+
+    def _guarded(self, name: str, method: CommandMethod) -> CommandMethod:
+        async def guarded(arg: str | None) -> None:
+            if self._draining and not self.busy() and name != "QUIT":
+                await self._goodbye(replies.shutting_down(self.hostname))
+                return
+            pipelined = self._input_pending()
+            if pipelined and not (self.gsession().extended_smtp and name in PIPELINABLE):
+                log.warning("pipelining_refused", command=name)
+                await self._goodbye(replies.protocol_synchronization())
+                return
+            await method(arg)
+
+        return guarded
+
+    # --- EHLO/HELO: replies without enhanced codes (RFC 2034 exempts them) ---------
+
+    async def smtp_EHLO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
+        """EHLO, whose reply lines carry no enhanced codes."""
+        self._plain_replies = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._plain_replies = False
+
+    async def smtp_HELO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
+        """HELO, whose reply carries no enhanced code."""
+        self._plain_replies = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._plain_replies = False
+
+    # --- DATA ----------------------------------------------------------------------
+
+    async def smtp_DATA(self, arg: str | None) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
+        """DATA with the gateway's reader (smuggling defence, limits, data timeout)."""
+        if await self.check_helo_needed():
+            return
+        if not self.genvelope().rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        config = self._owner.config.server
+        self._processing = True
+        try:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            # The whole DATA phase has its own deadline (RFC 5321 4.5.3.2.5/6).
+            self._reset_timeout(config.data_timeout)
+            result = await read_data(self._reader, max_size=config.max_message_size, line_limit=self.line_length_limit)
+            # Processing has its own deadline (processing_timeout, in the pipeline).
+            if self._timeout_handle is not None:
+                self._timeout_handle.cancel()
+            if self._input_pending() and not self.gsession().extended_smtp:
+                log.warning("pipelining_refused", command="end of DATA")
+                await self._goodbye(replies.protocol_synchronization())
+                return
+            if result.refusal is not None:
+                log.warning("message_refused", reason=result.refusal.text, size=result.size)
+                self._end_transaction()
+                status = str(result.refusal)
+            else:
+                if result.normalised:
+                    log.info("line_endings_normalised")
+                self.genvelope().content = self.genvelope().original_content = result.content
+                self.gsession().messages += 1
+                try:
+                    status = await self._call_handler_hook("DATA")
+                finally:
+                    # Even if the hook failed (aiosmtpd then answers via handle_exception),
+                    # the transaction is over.
+                    self._end_transaction()
+                if status is MISSING:
+                    raise RuntimeError("the gateway handler has no DATA hook")
+            await self.push(status)
+        finally:
+            self._processing = False
+        self._reset_timeout()
+        if self._draining:
+            await self._goodbye(replies.shutting_down(self.hostname))
+
+    # --- AUTH (PLAIN and LOGIN, RFC 4616 and the LOGIN draft) ------------------------
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802 (aiosmtpd's dispatch name)
+        """AUTH PLAIN (RFC 4616), verified in a thread."""
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except binascii.Error:
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = parts
+        # RFC 4616 2: acting as another identity is not supported.
+        if authzid and authzid != login:
+            return await self._auth_failed("PLAIN", login)
+        return await self._check_credentials("PLAIN", login, password)
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802 (aiosmtpd's dispatch name)
+        """AUTH LOGIN (draft-murchison-sasl-login), verified in a thread."""
+        if len(args) == 1:
+            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+            if login is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = b64decode(args[1].encode(), validate=True)
+            except binascii.Error:
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        return await self._check_credentials("LOGIN", login, password)
+
+    async def _check_credentials(self, mechanism: str, login: bytes, password: bytes) -> AuthResult:
+        username = login.decode("utf-8", errors="replace")
+        account = await self._owner.directory.authenticate(username, password.decode("utf-8", errors="replace"))
+        if account is None:
+            return await self._auth_failed(mechanism, login)
+        self.gsession().account = account
+        self.gsession().via_auth = True
+        log.info("client_authenticated", account=account.name, mechanism=mechanism)
+        return AuthResult(success=True, auth_data=account.name, message=str(replies.auth_succeeded()))
+
+    async def _auth_failed(self, mechanism: str, login: bytes) -> AuthResult:
+        self._auth_failures += 1
+        log.warning("authentication_failed", mechanism=mechanism, username=login.decode("utf-8", errors="replace"))
+        if self._auth_failures >= MAX_AUTH_FAILURES:
+            await self._goodbye(replies.too_many_auth_failures(self.hostname))
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message=str(replies.auth_invalid()))
+
+
+class SmtpServer:
+    """The listening socket and the live connections of one worker."""
+
+    def __init__(self, config: Config, handler: Any, directory: AccountDirectory) -> None:
+        self.config = config
+        self.handler = handler
+        self.directory = directory
+        self.tls_context = make_tls_context(config)
+        self.limiter = ConnectionLimiter(config.server.max_connections, config.server.max_connections_per_client)
+        self.connections: set[GatewaySMTP] = set()
+        self._server: asyncio.Server | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def _factory(self) -> GatewaySMTP:
+        self._idle.clear()
+        return GatewaySMTP(self.handler, owner=self, loop=asyncio.get_running_loop())
+
+    def connection_gone(self) -> None:
+        """Called by a connection when it ends."""
+        if not self.connections:
+            self._idle.set()
+
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on ``sock`` (bound, not yet listening)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._factory, sock=sock, backlog=1024)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the server listens."""
+        assert self._server is not None
+        assert self._server.sockets
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop accepting; let open transactions finish within ``grace`` seconds; 421 the rest."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.begin_shutdown()
+        if self.connections:
+            log.info("shutdown_draining", connections=len(self.connections), grace=grace)
+            try:
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
+            except TimeoutError:
+                log.warning("shutdown_grace_expired", connections=len(self.connections))
+                for conn in list(self.connections):
+                    conn.abort()
+                # Give the aborted sessions a moment to unwind (their tasks are cancelled).
+                async with asyncio.timeout(5):
+                    await self._idle.wait()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not listening), with SO_REUSEPORT for workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
