@@ -19,6 +19,7 @@ from email.utils import getaddresses
 
 from gateway.mime.types import OrderId, ParsedMessage, TextPart, TextSource
 from gateway.model import Action, Category, Decision, Finding, Route, Signal, Verdict
+from gateway.pipeline_types import RelayError, RelayResult
 from gateway.state import MemoryState, State, StateEvent
 
 AMAZON_ORDER = re.compile(r"\b\d{3}-\d{7}-\d{7}\b")
@@ -157,3 +158,21 @@ class FakeStore:
     def record_events(self, events: Sequence[StateEvent]) -> None:
         with self._lock:
             self.events.extend(events)
+
+
+class FakeRelay:
+    """Records what would be relayed; can refuse recipients or fail like an upstream."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, tuple[str, ...], bytes]] = []
+        self.error: RelayError | None = None
+        self.refuse: dict[str, tuple[int, str]] = {}
+
+    async def relay(self, upstream: str, mail_from: str, rcpt_tos: Sequence[str], data: bytes) -> RelayResult:
+        if self.error is not None and mail_from:
+            raise self.error
+        self.sent.append((upstream, mail_from, tuple(rcpt_tos), data))
+        refused = {r: self.refuse[r] for r in rcpt_tos if r in self.refuse}
+        if len(refused) == len(rcpt_tos):
+            raise RelayError(*next(iter(refused.values())))
+        return RelayResult(reply="250 2.0.0 Ok: queued as UP1", refused=refused)
