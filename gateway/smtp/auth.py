@@ -11,6 +11,7 @@ dummy hash so the reply time does not reveal which names exist.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 
 from argon2 import PasswordHasher
@@ -32,8 +33,6 @@ class AccountDirectory:
     def __init__(self, config: Config) -> None:
         self._accounts = list(config.accounts)
         self._by_name = {a.name: a for a in self._accounts if a.password_hash is not None}
-        # Verified against when the name is unknown, to spend the same time.
-        self._dummy = hash_password("not a password")
 
     @property
     def offers_auth(self) -> bool:
@@ -57,9 +56,15 @@ class AccountDirectory:
     async def authenticate(self, username: str, password: str) -> AccountConfig | None:
         """The account if ``password`` matches its hash, else ``None`` (argon2 in a thread)."""
         account = self._by_name.get(username)
-        stored = account.password_hash.get_secret_value() if account and account.password_hash else self._dummy
+        stored = account.password_hash.get_secret_value() if account and account.password_hash else _dummy_hash()
         ok = await asyncio.to_thread(_verify, stored, password)
         return account if ok and account is not None else None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, to spend the same time (made once, lazily)."""
+    return hash_password("not a password")
 
 
 def _verify(stored: str, password: str) -> bool:

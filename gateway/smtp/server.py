@@ -15,7 +15,7 @@ before-queue relay facing the internet needs (see research/gateway-anchors.md 7)
 - AUTH PLAIN/LOGIN verified against argon2 hashes in a thread;
 - RFC 3463 enhanced status codes on aiosmtpd's own replies (ENHANCEDSTATUSCODES);
 - graceful shutdown: idle sessions get 421 4.3.2 at once, sessions inside a
-  transaction finish it, then get 421.
+  transaction finish it, may QUIT, and otherwise get 421.
 
 :class:`SmtpServer` owns the listening socket and the live connections.
 Everything about envelopes and messages is the handler's job.
@@ -50,6 +50,8 @@ log = structlog.get_logger("gateway.smtp")
 #: RFC 2920 3.1: only these may be followed by more input before their reply
 #: (the end of DATA too; it is checked in smtp_DATA).
 PIPELINABLE = frozenset({"MAIL", "RCPT", "RSET"})
+#: Seconds a session that finished its transaction during shutdown may take to QUIT.
+DRAIN_LINGER = 1.0
 #: Failed AUTH attempts before the connection is closed.
 MAX_AUTH_FAILURES = 3
 
@@ -308,7 +310,9 @@ class GatewaySMTP(SMTP):
             self._processing = False
         self._reset_timeout()
         if self._draining:
-            await self._goodbye(replies.shutting_down(self.hostname))
+            # Let the client QUIT politely; if it says anything else, or nothing
+            # within DRAIN_LINGER seconds, it gets 421.
+            self.loop.call_later(DRAIN_LINGER, self._goodbye_now, replies.shutting_down(self.hostname))
 
     # --- AUTH (PLAIN and LOGIN, RFC 4616 and the LOGIN draft) ------------------------
 
