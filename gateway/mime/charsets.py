@@ -24,6 +24,9 @@ LEGACY_CHARSETS = ("windows-1252", "windows-1250", "windows-1251", "iso-8859-2",
 # decode proves nothing and the result must be judged by how it looks.
 _NEVER_FAILS = frozenset({"latin-1", "iso8859-1", "iso8859-2", "koi8-r", "koi8-u", "cp1251", "cp1250", "cp1252"})
 
+# Characters judged: a charset choice does not need the whole of a large part.
+_SAMPLE = 65_536
+
 # Below this badness a decoding is accepted without looking further.
 _GOOD_ENOUGH = 0.02
 
@@ -62,6 +65,7 @@ def badness(text: str) -> float:
     """
     if not text:
         return 0.0
+    text = text[:_SAMPLE]
     bad = 0
     prev = ""
     word_scripts: set[str] = set()

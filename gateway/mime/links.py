@@ -180,10 +180,16 @@ def find_links(text: str, exclude: Sequence[tuple[int, int]] = ()) -> list[Found
     no link); bare and obfuscated domains inside them are not reported.
     """
     found: list[FoundLink] = []
-    taken: list[tuple[int, int]] = list(exclude)
+    taken = bytearray(len(text))  # 1 where a link or an excluded span already is
+
+    def take(start: int, end: int) -> None:
+        taken[start:end] = b"\x01" * (end - start)
 
     def free(start: int, end: int) -> bool:
-        return all(end <= a or start >= b for a, b in taken)
+        return taken.find(1, start, end) == -1
+
+    for start, end in exclude:
+        take(max(start, 0), min(end, len(text)))
 
     for match in _URL.finditer(text):
         start, end = match.start(), _trim(text, match.start(), match.end())
@@ -199,7 +205,7 @@ def find_links(text: str, exclude: Sequence[tuple[int, int]] = ()) -> list[Found
         if scheme == "" and host and not is_tld(host.rsplit(".", 1)[-1]):
             continue  # "www.something" needs a real TLD; an explicit scheme is a link whatever the host
         found.append(FoundLink(url, scheme, host, start, end, obfuscated))
-        taken.append((start, end))
+        take(start, end)
 
     for match in _BARE.finditer(text):
         start, end = match.start(), _trim(text, match.start(), match.end())
@@ -213,7 +219,7 @@ def find_links(text: str, exclude: Sequence[tuple[int, int]] = ()) -> list[Found
         if end - start == len(host_written) and host.rsplit(".", 1)[1] in FILE_LIKE_TLDS:
             continue
         found.append(FoundLink(text[start:end], "", host, start, end))
-        taken.append((start, end))
+        take(start, end)
 
     for match in _OBFUSCATED.finditer(text):
         start, end = match.span(1)
@@ -232,6 +238,6 @@ def find_links(text: str, exclude: Sequence[tuple[int, int]] = ()) -> list[Found
         if prose_like and not (labels[0].lower().startswith("www") or all(x.islower() for x in labels)):
             continue
         found.append(FoundLink(host, "", host, start, end, obfuscated=True))
-        taken.append((start, end))
+        take(start, end)
     found.sort(key=lambda link: link.start)
     return found

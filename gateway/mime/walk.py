@@ -28,6 +28,23 @@ from gateway.mime.quotes import find_trailing_quote
 from gateway.mime.types import Contact, ContactKind, Image, Link, Span, TextPart, TextSource, Unscannable
 
 MAX_HEADER_VALUE = 16_384  # characters kept of one raw header value (RFC 5322 lines are <= 998)
+# The stdlib's MIME parameter and address parsers are quadratic; real Content-* and
+# address headers are far shorter than these.
+MAX_MIME_HEADER_VALUE = 2_048
+MAX_ADDRESS_HEADER_VALUE = 8_192
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender", "resent-to", "resent-cc", "resent-from"})
+
+
+def header_limit(name: str) -> int:
+    """How many characters of header ``name``'s raw value are kept."""
+    lowered = name.lower()
+    if lowered.startswith("content-"):
+        return MAX_MIME_HEADER_VALUE
+    if lowered in _ADDRESS_HEADERS:
+        return MAX_ADDRESS_HEADER_VALUE
+    return MAX_HEADER_VALUE
+
+
 BODY_TYPES = frozenset({"text/plain", "text/html"})
 
 
@@ -36,8 +53,9 @@ class _BoundedPolicy(email.policy.EmailPolicy):
 
     def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
         name, value = super().header_source_parse(sourcelines)
-        if len(value) > MAX_HEADER_VALUE:
-            value = value[:MAX_HEADER_VALUE]
+        limit = header_limit(name)
+        if len(value) > limit:
+            value = value[:limit]
         return name, value
 
 
@@ -130,8 +148,9 @@ def _envelope(msg: Message, defects: list[str]) -> Envelope:
 
 def walk(raw: bytes, limits: ParserConfig, max_multipart_depth: int = 50) -> Walked:
     """Walk ``raw`` (see the module docstring). Raises only on internal bugs."""
-    msg = email.message_from_bytes(raw, policy=POLICY)
     walked = Walked()
+    raw = _cap_boundaries(raw, limits, walked)
+    msg = email.message_from_bytes(raw, policy=POLICY)
     envelope = _envelope(msg, walked.defects)
     walked.envelope = envelope
     walked.texts.append(TextPart(envelope.subject, TextSource.SUBJECT))
@@ -141,12 +160,15 @@ def walk(raw: bytes, limits: ParserConfig, max_multipart_depth: int = 50) -> Wal
         part, path, depth, nesting = stack.pop()
         walked.part_count += 1
         if walked.part_count > limits.max_parts:
-            walked.unscannable.append(
-                Unscannable("limit-exceeded", f"more than {limits.max_parts} MIME parts", "message")
-            )
+            too_many = Unscannable("limit-exceeded", f"more than {limits.max_parts} MIME parts", "message")
+            if too_many not in walked.unscannable:
+                walked.unscannable.append(too_many)
             break
         for defect in getattr(part, "defects", ()):
             _add_defect(walked, _defect_name(defect))
+        for name, value in part.raw_items():
+            if len(value) >= header_limit(name):
+                _add_defect(walked, f"header-truncated:{name.lower()[:40]}")
         try:
             ctype = part.get_content_type()
         except Exception:
@@ -175,6 +197,28 @@ def walk(raw: bytes, limits: ParserConfig, max_multipart_depth: int = 50) -> Wal
     if walked.has_html and not walked.has_plain:
         _add_defect(walked, "html-only")
     return walked
+
+
+_BOUNDARY_LINE = re.compile(rb"(?m)^--")
+
+
+def _cap_boundaries(raw: bytes, limits: ParserConfig, walked: Walked) -> bytes:
+    """Cut a message with far more boundary lines than ``max_parts`` allows.
+
+    The stdlib parses every part's Content-Type several times before we see
+    the tree, so a 10,000-part message would cost seconds before the part
+    limit could act. Every part starts with a line beginning ``--``; past
+    ``2 * max_parts`` such lines (room for closing delimiters) the rest is cut
+    and the message marked ``limit-exceeded``.
+    """
+    allowed = 2 * limits.max_parts + 2
+    for count, match in enumerate(_BOUNDARY_LINE.finditer(raw), start=1):
+        if count > allowed:
+            walked.unscannable.append(
+                Unscannable("limit-exceeded", f"more than {limits.max_parts} MIME parts", "message")
+            )
+            return raw[: match.start()]
+    return raw
 
 
 def _nested_message(
