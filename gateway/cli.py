@@ -36,3 +36,8 @@ def config_check(path: Path) -> None:
         click.echo(str(exc), err=True)
         sys.exit(2)
     click.echo(f"{path}: ok")
+
+
+from gateway.mime.cli import parse_command  # noqa: E402
+
+main.add_command(parse_command)

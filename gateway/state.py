@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from gateway.model import Signal, Verdict
+
 
 class EventKind(enum.StrEnum):
     """What a state row remembers."""
@@ -85,3 +87,17 @@ class MemoryState:
 
 
 EMPTY_STATE = MemoryState()
+
+
+def delivery_events(verdict: Verdict, queue_id: str, at: datetime) -> list[StateEvent]:
+    """The events to record once a message reached the buyer (relayed, or released from quarantine).
+
+    Every order id is seen; a review request is remembered per order (``review.repeat``);
+    a proactive message counts against its buyer (the per-buyer cap).
+    """
+    events = [StateEvent(EventKind.ORDER_SEEN, order_id, at, queue_id) for order_id in verdict.order_ids]
+    if Signal.REVIEW_REQUEST in verdict.signals:
+        events += [StateEvent(EventKind.REVIEW_REQUEST, order_id, at, queue_id) for order_id in verdict.order_ids]
+    if Signal.PROACTIVE in verdict.signals and verdict.buyer:
+        events.append(StateEvent(EventKind.PROACTIVE, verdict.buyer, at, queue_id))
+    return events

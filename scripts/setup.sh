@@ -20,6 +20,7 @@ if command -v dpkg >/dev/null 2>&1; then
         want chromium        # the admin console's end-to-end tests
         want libmagic1
         want zip             # ZipCrypto archives for the attachment tests
+        want clamav-testfiles  # harmless files carrying the ClamAV test signature (attachment corpus)
         want ca-certificates
     fi
     if [ -n "$need_pkgs" ]; then

@@ -1,0 +1,123 @@
+"""Tokens and sentences of a normalised text, the unit every text rule works on.
+
+Concept co-occurrence is measured in tokens and, by default, within one
+sentence: a review noun and a remove verb three sentences apart are not a
+request to remove a review. Sentence ends are ``.!?;:`` followed by a space,
+a blank line, or a line break after a short line (greetings, list items),
+because helpdesks hard-wrap plain text at ~72 columns and a single line break
+there is not a sentence end.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from gateway.mime.normalize import Normalized
+
+# A token starts with a letter or digit and continues with letters, digits, or
+# an apostrophe, @ or $ followed by one ("don't", "rev@iew"); so "info@shop.de"
+# gives "info@shop" and "de", and "$20" gives "20".
+_TOKEN = re.compile(r"[^\W_](?:[^\W_]|['@$](?=[^\W_]))*")
+# A sentence end: punctuation then space/end, or a blank line.
+_SENTENCE_END = re.compile(r"[.!?;:]+(?=\s|$)|\n[ \t]*\n")
+_SHORT_LINE = 40
+
+# Leetspeak: digits and symbols that stand for letters inside a word.
+_LEET_LATIN = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"})
+_LEET_LATIN_L = str.maketrans({"1": "l"})
+_LEET_CYRILLIC = str.maketrans({"0": "о", "3": "з", "4": "ч", "6": "б", "@": "а", "$": "s"})
+_LEETABLE = re.compile(r"[0-9@$]")
+_LETTER = re.compile(r"[^\W\d_]")
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """The tokens of one normalised text.
+
+    Attributes:
+        norm: the normalised text they come from.
+        words: token strings (normalised).
+        starts, ends: offsets of each token in ``norm.text``.
+        sentences: sentence number of each token.
+    """
+
+    norm: Normalized
+    words: tuple[str, ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    sentences: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def original(self, first: int, last: int) -> str:
+        """The original text from token ``first`` to token ``last`` (inclusive)."""
+        return self.norm.original_text(self.starts[first], self.ends[last])
+
+    def sentence_bounds(self, index: int) -> tuple[int, int]:
+        """First and last token index of the sentence holding token ``index``."""
+        sentence = self.sentences[index]
+        first = index
+        while first > 0 and self.sentences[first - 1] == sentence:
+            first -= 1
+        last = index
+        while last + 1 < len(self.words) and self.sentences[last + 1] == sentence:
+            last += 1
+        return first, last
+
+
+def _sentence_breaks(text: str) -> list[int]:
+    """Offsets at which a new sentence starts."""
+    breaks = [m.end() for m in _SENTENCE_END.finditer(text)]
+    # A line break after a short line (a greeting, a list item) ends a sentence;
+    # one inside a hard-wrapped paragraph does not.
+    line_start = 0
+    for line_end in _iter_newlines(text):
+        if line_end - line_start < _SHORT_LINE:
+            breaks.append(line_end + 1)
+        line_start = line_end + 1
+    breaks.sort()
+    return breaks
+
+
+def _iter_newlines(text: str) -> list[int]:
+    out = []
+    at = text.find("\n")
+    while at != -1:
+        out.append(at)
+        at = text.find("\n", at + 1)
+    return out
+
+
+def tokenize(norm: Normalized) -> Tokens:
+    """Split a normalised text into tokens with sentence numbers."""
+    text = norm.text
+    matches = list(_TOKEN.finditer(text))
+    words = [m.group() for m in matches]
+    starts = [m.start() for m in matches]
+    ends = [m.end() for m in matches]
+    breaks = _sentence_breaks(text) if words else []
+    # A token's sentence number is how many sentence starts lie at or before it.
+    sentences = [bisect.bisect_right(breaks, start) for start in starts]
+    return Tokens(norm, tuple(words), tuple(starts), tuple(ends), tuple(sentences))
+
+
+@lru_cache(maxsize=65536)
+def leet_variants(word: str) -> tuple[str, ...]:
+    """Readings of a word written with digits for letters (``r3v13w`` -> ``review``).
+
+    Only words with at least two letters and a leetable character are read this
+    way, so numbers, order ids and prices stay what they are.
+    """
+    if not _LEETABLE.search(word) or len(_LETTER.findall(word)) < 2:
+        return ()
+    if _CYRILLIC.search(word):
+        return (word.translate(_LEET_CYRILLIC),)
+    first = word.translate(_LEET_LATIN)
+    if "1" in word:
+        return (first, word.translate(_LEET_LATIN_L).translate(_LEET_LATIN))
+    return (first,)

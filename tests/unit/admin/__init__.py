@@ -1,0 +1,1 @@
+"""Tests of the review service, the reject notice and the admin CLI."""

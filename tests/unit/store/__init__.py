@@ -1,0 +1,1 @@
+"""Tests of the store (each runs on SQLite and PostgreSQL)."""
