@@ -38,12 +38,12 @@ import structlog
 from gateway.config import Config
 from gateway.logging import Pseudonymizer
 from gateway.mime.types import ParsedMessage
-from gateway.model import Action, Decision, Envelope, Route, Signal, Verdict
+from gateway.model import Action, Decision, Envelope, Route, Verdict
 from gateway.pipeline_types import Parser, Policy, Relay, RelayError, Store
 from gateway.smtp import replies
 from gateway.smtp.replies import Reply
 from gateway.smtp.trace import received_header
-from gateway.state import EventKind, StateEvent
+from gateway.state import StateEvent, delivery_events
 from gateway.upstream.dsn import build_dsn
 
 log = structlog.get_logger("gateway.pipeline")
@@ -240,14 +240,14 @@ class Pipeline:
 
     @staticmethod
     def _state_events(verdict: Verdict, route: Route, queue_id: str) -> list[StateEvent]:
-        """What per-order/per-buyer state remembers once a message actually left."""
-        now = datetime.now(UTC)
-        events = [StateEvent(EventKind.ORDER_SEEN, order, now, queue_id) for order in verdict.order_ids]
-        if Signal.REVIEW_REQUEST in verdict.signals:
-            events += [StateEvent(EventKind.REVIEW_REQUEST, order, now, queue_id) for order in verdict.order_ids]
-        if Signal.PROACTIVE in verdict.signals and route.buyer:
-            events.append(StateEvent(EventKind.PROACTIVE, route.buyer, now, queue_id))
-        return events
+        """What per-order/per-buyer state remembers once a message actually left.
+
+        The same events as a release from quarantine (:func:`gateway.state.delivery_events`);
+        the route's buyer stands in when the policy did not name one.
+        """
+        if verdict.buyer is None and route.buyer is not None:
+            verdict = replace(verdict, buyer=route.buyer)
+        return delivery_events(verdict, queue_id, datetime.now(UTC))
 
     async def _record_quietly(self, decision: Decision, events: Sequence[StateEvent] = ()) -> None:
         """Write the decision (and state events); the reply is already settled, so only log failures."""
