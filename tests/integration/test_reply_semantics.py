@@ -80,6 +80,12 @@ def test_exception_is_451_not_500(gateway_factory: GatewayFactory, capture: Capt
     assert capture.messages == []
 
 
+def test_exception_outside_the_pipeline_is_451(gateway: RunningGateway) -> None:
+    """An exception in a handler hook (here routing at RCPT) is 451 4.3.0 via handle_exception, not 500."""
+    code, text = send(gateway.host, gateway.port, rcpts=("buyer@crash.example",))
+    assert (code, text[:5]) == (451, "4.3.0")
+
+
 def test_processing_timeout_is_451(gateway_factory: GatewayFactory, capture: CaptureHop) -> None:
     """Processing beyond processing_timeout answers 451 4.4.5."""
     gw = gateway_factory(policy=FakePolicy(slow_seconds=2), server={"processing_timeout": 0.3})

@@ -2,7 +2,8 @@
 
 They are deliberately simple and driven by markers in the Subject, so a test
 states its scenario in the message it sends: ``[reject]``, ``[hold]``,
-``[crash]``, ``[slow]``, ``[review]``, ``[proactive]``. The real
+``[crash]``, ``[slow]``, ``[review]``, ``[proactive]``; routing a recipient at
+``crash.example`` raises. The real
 implementations (``gateway.mime``, ``gateway.policy``, ``gateway.store``) have
 their own tests; these exist so the SMTP layer can be tested on its own.
 """
@@ -65,6 +66,8 @@ class FakePolicy:
 
     def route(self, recipients: Sequence[str]) -> Route:
         domain = recipients[0].rpartition("@")[2].lower() if recipients else ""
+        if any(r.endswith("@crash.example") for r in recipients):
+            raise RuntimeError("fake routing failure")
         if domain.startswith("marketplace.amazon."):
             profile = "amazon"
         elif domain.startswith("members.ebay."):
