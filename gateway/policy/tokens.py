@@ -6,7 +6,7 @@ request to remove a review. Sentence ends are ``.!?;:`` followed by a space,
 a blank line, or a line break after a line shorter than a wrapped one when the
 next line starts like a sentence (a capital, a digit, a bullet): helpdesks
 hard-wrap plain text at ~72 columns, and a single line break there is not a
-sentence end, but "Hi Anna,\nWe are sorry" and list items are.
+sentence end, but one after a greeting line ("Hi Anna,") or a list item is.
 """
 
 from __future__ import annotations
