@@ -31,7 +31,7 @@ def test_errors_name_file_and_key(policy_dir: PolicyDir) -> None:
 def test_duplicate_rule_ids_are_refused(policy_dir: PolicyDir) -> None:
     """Two shipped rules with one id are an error."""
     root = policy_dir([REMOVAL, REMOVAL], LEXICONS)
-    with pytest.raises(PolicyError, match="duplicate rule id 'review.removal'"):
+    with pytest.raises(PolicyError, match=r"duplicate rule id 'review\.removal'"):
         load_specs(root)
 
 
@@ -39,7 +39,8 @@ def test_yaml_words_are_not_booleans(policy_dir: PolicyDir) -> None:
     """`no`, `on`, `off` in a lexicon stay words (YAML 1.2 booleans)."""
     root = policy_dir([REMOVAL], LEXICONS)
     (root / "lexicon" / "es.yaml").write_text(
-        "language: es\nname: es\nconcepts:\n  negation: [no, nunca]\n  review: [reseña]\n  change: [borre]\n  ask: [por favor]\n",
+        "language: es\nname: es\nconcepts:\n  negation: [no, nunca]\n  review: [reseña]\n"
+        "  change: [borre]\n  ask: [por favor]\n",
         encoding="utf-8",
     )
     specs = load_specs(root)
