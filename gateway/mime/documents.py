@@ -8,9 +8,12 @@ them in worker processes with a time and memory limit.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import io
 import logging
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from html import unescape
@@ -180,17 +183,30 @@ def _office_encrypted(data: bytes) -> bool:
 
 
 def vba_flags(data: bytes) -> set[AttachmentFlag]:
-    """MACROS when oletools finds VBA or Excel 4 macros in an Office file."""
+    """MACROS when oletools finds VBA or Excel 4 (XLM) macros in an Office file."""
+    # oletools 0.60.2 trips pyparsing deprecation warnings on import and warns on odd
+    # files; warnings are no verdict (and under -W error they would hide the macros).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _vba_flags(data)
+
+
+def _vba_flags(data: bytes) -> set[AttachmentFlag]:
     try:
         from oletools.olevba import VBA_Parser
 
         parser = VBA_Parser("attachment", data=data)
-        try:
-            found = bool(parser.detect_vba_macros()) or bool(getattr(parser, "contains_xlm_macros", False))
-        finally:
-            parser.close()
     except Exception:  # olevba raises its own and stdlib errors on odd input
         return set()
+    found = False
+    try:
+        # Excel 4 (XLM) macro sheets are as dangerous as VBA and need their own check;
+        # each detector may fail on its own on a damaged file.
+        for detect in (parser.detect_vba_macros, parser.detect_xlm_macros):
+            with contextlib.suppress(Exception):  # a detector failing is no verdict either way
+                found = found or bool(detect())
+    finally:
+        parser.close()
     return {AttachmentFlag.MACROS} if found else set()
 
 
@@ -210,6 +226,10 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
         facts.flags.add(AttachmentFlag.EMBEDDED_OBJECT)
     codepage = re.search(rb"\\ansicpg(\d{3,5})", data[:4096])
     encoding = f"cp{codepage.group(1).decode()}" if codepage else "cp1252"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        encoding = "cp1252"
     out: list[str] = []
     skip_depth: list[int] = []
     depth = 0
@@ -217,10 +237,7 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
 
     def flush() -> None:
         if pending:
-            try:
-                out.append(pending.decode(encoding, "replace"))
-            except LookupError:
-                out.append(pending.decode("cp1252", "replace"))
+            out.append(pending.decode(encoding, "replace"))
             pending.clear()
 
     size = 0
@@ -257,7 +274,7 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
             continue
         if plain:
             flush()
-            out.append(plain.decode(encoding, "replace") if encoding else plain.decode("latin-1"))
+            out.append(plain.decode(encoding, "replace"))
             size += len(plain)
             if size > max_chars:
                 break
