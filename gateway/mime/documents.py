@@ -110,7 +110,7 @@ def _pdf_names(data: bytes) -> bytes:
 def pdf(data: bytes, max_chars: int) -> DocumentFacts:
     """Text of a PDF, with JavaScript, embedded files and encryption flagged."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     facts = DocumentFacts()
     names = _pdf_names(data)
@@ -147,6 +147,8 @@ def pdf(data: bytes, max_chars: int) -> DocumentFacts:
         facts.text = "\n".join(pages)
     except RecursionError:
         facts.unscannable = ("parse-error", "PDF structure nested too deeply")
+    except LimitReachedError as exc:  # pypdf's own decompression-bomb guard
+        facts.unscannable = ("limit-exceeded", f"PDF stream over pypdf's limit: {str(exc)[:80]}")
     except Exception as exc:  # pypdf raises a wide range of errors on hostile files
         facts.unscannable = ("parse-error", f"unreadable PDF: {type(exc).__name__}")
     return facts

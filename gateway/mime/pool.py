@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,11 +51,16 @@ def _worker_main(conn: multiprocessing.connection.Connection, limits_json: str, 
     while True:
         try:
             job = conn.recv()
+            if job is None:
+                return
+            result = analyse(job, limits)
+            conn.send(result)
         except (EOFError, OSError):
             return
-        if job is None:
-            return
-        conn.send(analyse(job, limits))
+        except MemoryError:
+            # Not even the job or its result fits: die quietly, the parent reports
+            # the attachment as limit-exceeded and starts a fresh worker.
+            os._exit(3)
 
 
 @dataclass(slots=True)
