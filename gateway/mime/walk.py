@@ -150,7 +150,14 @@ def walk(raw: bytes, limits: ParserConfig, max_multipart_depth: int = 50) -> Wal
     """Walk ``raw`` (see the module docstring). Raises only on internal bugs."""
     walked = Walked()
     raw = _cap_boundaries(raw, limits, walked)
-    msg = email.message_from_bytes(raw, policy=POLICY)
+    try:
+        msg = email.message_from_bytes(raw, policy=POLICY)
+    except Exception:
+        # The stdlib's structured-header parser has crash bugs on odd parameters
+        # (IndexError in get_parameter on "charset*\r\n--..."); compat32 keeps
+        # headers as strings and parses the same MIME tree without them.
+        _add_defect(walked, "header-parser-failed")
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     envelope = _envelope(msg, walked.defects)
     walked.envelope = envelope
     walked.texts.append(TextPart(envelope.subject, TextSource.SUBJECT))
@@ -278,7 +285,11 @@ def _leaf(walked: Walked, part: Message, path: str, ctype: str, depth: int, limi
     if not isinstance(data, bytes):
         data = b""
     if ctype in BODY_TYPES and disposition != "attachment" and not filename:
-        charset = part.get_param("charset")
+        try:
+            charset = part.get_param("charset")
+        except Exception:  # a Content-Type the stdlib cannot take apart
+            charset = None
+            _add_defect(walked, "charset-unparsable")
         decoded = decode_bytes(data, str(charset) if isinstance(charset, str) else None)
         for defect in decoded.defects:
             _add_defect(walked, defect)
