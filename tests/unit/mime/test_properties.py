@@ -25,7 +25,8 @@ def _check(parsed: ParsedMessage, raw: bytes) -> None:
     assert parsed.size == len(raw)
     # parse-error only comes from an exception inside the parser: a bug, not bad input.
     assert "parse-error" not in parsed.defects, parsed.unscannable
-    assert parsed.texts and parsed.texts[0].source is TextSource.SUBJECT
+    assert parsed.texts
+    assert parsed.texts[0].source is TextSource.SUBJECT
     for item in (*parsed.links, *parsed.contacts, *parsed.order_ids):
         span = item.span
         if span.text_index == -1:
