@@ -114,9 +114,12 @@ def _analyse(job: AttachmentJob, limits: ParserConfig, digest: str) -> Attachmen
     elif detected == ft.TAR:
         listing = list_tar(data, limits)
     elif detected in (ft.GZIP, ft.BZIP2, ft.XZ):
-        listing = list_tar(data, limits)
-        if listing.unscannable and listing.unscannable[0] == "parse-error":
-            listing = single_stream(data, {ft.GZIP: "gzip", ft.BZIP2: "bzip2", ft.XZ: "xz"}[detected], limits)
+        # Measure the decompressed stream first (capped); only then look for a tar inside.
+        listing = single_stream(data, {ft.GZIP: "gzip", ft.BZIP2: "bzip2", ft.XZ: "xz"}[detected], limits)
+        if listing.unscannable is None:
+            inner_tar = list_tar(data, limits)
+            if inner_tar.unscannable is None and inner_tar.entries:
+                listing = inner_tar
     elif detected in (ft.SEVENZ, ft.RAR, ft.CAB, ft.ARJ, ft.ISO):
         facts.unscannable = ("unsupported", f"{detected} archives cannot be listed")
     flags |= facts.flags

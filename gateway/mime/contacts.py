@@ -69,6 +69,8 @@ _MESSENGER_LINK = re.compile(
     r"|weixin://dl/chat\?([A-Za-z0-9_-]{3,40})",
     re.I,
 )
+# Substrings every messenger link contains: a cheap test before the big pattern.
+_LINK_HINTS = ("wa.me", "whatsapp", "t.me/", "telegram.", "tg://", "viber://", "signal.me", "weixin://")
 _MESSENGER_NAME = re.compile(
     r"(whats\s?app|telegram|viber|signal|wechat|weixin|微信|вотсап|ватсап|телеграм|вайбер)", re.I
 )
@@ -194,7 +196,9 @@ def find_phones(text: str, exclude: list[tuple[int, int]]) -> list[FoundContact]
 def find_messengers(text: str, phones: list[FoundContact]) -> list[FoundContact]:
     """Messenger links and handles, and phone numbers introduced by a messenger's name."""
     found: list[FoundContact] = []
-    for match in _MESSENGER_LINK.finditer(text):
+    lowered = text.lower()
+    links = _MESSENGER_LINK.finditer(text) if any(k in lowered for k in _LINK_HINTS) else iter(())
+    for match in links:
         wa, wa_group, tg, tg2, viber, signal, wechat = match.groups()
         if wa:
             value = "whatsapp:+" + wa.lstrip("+")

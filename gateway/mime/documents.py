@@ -243,6 +243,7 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
             pending.clear()
 
     size = 0
+    skip_fallback = False
     for match in _RTF_CONTROL.finditer(data):
         word, arg, hexbyte, symbol, brace, plain = match.groups()
         if brace == b"{":
@@ -267,14 +268,21 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
             elif word == b"u" and arg:
                 flush()
                 out.append(chr(int(arg) % 0x110000 if int(arg) >= 0 else int(arg) + 65536))
+                skip_fallback = True  # \uN is followed by one fallback character (\uc1)
             continue
         if symbol == b"*":
             skip_depth.append(depth)
             continue
         if hexbyte is not None:
+            if skip_fallback:
+                skip_fallback = False
+                continue
             pending.append(int(hexbyte, 16))
             continue
         if plain:
+            if skip_fallback:
+                skip_fallback = False
+                plain = plain[1:]
             flush()
             out.append(plain.decode(encoding, "replace"))
             size += len(plain)

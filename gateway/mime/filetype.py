@@ -270,7 +270,8 @@ def _looks_like_text(data: bytes) -> str:
         return SCRIPT
     first_lines = head.split(b"\n", 8)[:6]
     header_like = sum(1 for line in first_lines if line[:1].isalpha() and b": " in line[:80])
-    if header_like >= 3 and (b"\nFrom: " in b"\n" + head or b"\nReceived: " in b"\n" + head):
+    starts_as_header = bool(first_lines) and first_lines[0][:1].isalpha() and b": " in first_lines[0][:80]
+    if starts_as_header and header_like >= 2 and re.search(rb"(?im)^(?:from|received|message-id): ", head):
         return EML
     try:
         head.decode("utf-8")

@@ -11,10 +11,12 @@ is not done here: attachments become :class:`AttachmentJob` items that
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
@@ -128,11 +130,7 @@ def _envelope(msg: Message, defects: list[str]) -> Envelope:
         if index >= 500:
             defects.append("too-many-headers")
             break
-        try:
-            value = str(msg.policy.header_fetch_parse(name, _raw))
-        except Exception:  # a hostile header the stdlib cannot fold into an object
-            value = str(_raw)
-        headers.append((name, fix_surrogates(value)[0][:MAX_HEADER_VALUE]))
+        headers.append((name, display_value(_raw)))
     return Envelope(
         subject=re.sub(r"[\r\n]+", " ", subject),
         from_addr=first_address(header_text(msg, "From", defects)),
@@ -144,6 +142,19 @@ def _envelope(msg: Message, defects: list[str]) -> Envelope:
         headers=tuple(headers),
         reply_evidence=reply_evidence(subject, in_reply_to, references),
     )
+
+
+def display_value(raw_value: str) -> str:
+    """A header value for display: unfolded, RFC 2047 words decoded, never raising.
+
+    Deliberately not the structured ``policy.default`` parse: building header
+    objects for every Received line costs more than the rest of a small message.
+    """
+    value = re.sub(r"\r?\n[ \t]+", " ", raw_value).strip()
+    if "=?" in value:
+        with contextlib.suppress(Exception):  # malformed encoded words stay as written
+            value = str(make_header(decode_header(value)))
+    return fix_surrogates(value)[0][:MAX_HEADER_VALUE]
 
 
 def walk(raw: bytes, limits: ParserConfig, max_multipart_depth: int = 50) -> Walked:

@@ -9,10 +9,13 @@ import zlib
 import pyzipper
 
 
-def make_pdf(text: str, javascript: str | None = None, content: bytes | None = None, flate: bool = False) -> bytes:
+def make_pdf(
+    text: str, javascript: str | None = None, content: bytes | None = None, flate: bool = False, padding: bytes = b""
+) -> bytes:
     """A minimal one-page PDF showing ``text``, optionally running ``javascript`` on open.
 
-    ``content`` replaces the page's content stream (``flate``: it is already deflated).
+    ``content`` replaces the page's content stream (``flate``: it is already deflated);
+    ``padding`` is stored as an unreferenced binary stream (stands in for images).
     """
     content = content if content is not None else f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
     stream_filter = b" /Filter /FlateDecode" if flate else b""
@@ -27,6 +30,8 @@ def make_pdf(text: str, javascript: str | None = None, content: bytes | None = N
     ]
     if javascript:
         objects.append(b"<< /S /JavaScript /JS (" + javascript.encode("latin-1") + b") >>")
+    if padding:
+        objects.append(b"<< /Length %d >>\nstream\n" % len(padding) + padding + b"\nendstream")
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []
