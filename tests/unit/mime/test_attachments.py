@@ -156,3 +156,15 @@ def test_extension_of() -> None:
     assert extension_of("dir\\evil.exe") == "exe"
     assert extension_of(".bashrc") == ""
     assert extension_of("noext") == ""
+
+
+def test_attached_eml_with_executable_inside() -> None:
+    """An .eml attachment carrying an EXE lists it and inherits the executable flag."""
+    from tests.unit.mime.helpers import build
+
+    inner = build("see the tool", attachments=(("tool.exe", "application/octet-stream", b"MZ" + bytes(200)),))
+    result = _analyse(inner, "fwd.eml", "application/octet-stream")
+    assert result.detected_type == ft.EML
+    assert [e.name for e in result.entries] == ["tool.exe"]
+    assert {AttachmentFlag.NESTED_MESSAGE, AttachmentFlag.EXECUTABLE} <= result.flags
+    assert "see the tool" in result.text
