@@ -253,7 +253,10 @@ def _nested_message(
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
     filename = _filename(part, walked)
-    size = len(inner.as_bytes()) if isinstance(inner, Message) and depth < 2 else 0
+    size = 0
+    if isinstance(inner, Message):
+        with contextlib.suppress(Exception):  # re-serialising a broken message can fail; size is informative
+            size = len(inner.as_bytes())
     walked.nested.append((path, filename, size, depth))
     if filename:
         walked.texts.append(TextPart(filename, TextSource.ATTACHMENT_NAME, path, filename=filename, depth=depth))

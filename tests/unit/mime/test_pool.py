@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import time
 
 from gateway.config import ParserConfig
@@ -59,5 +61,28 @@ async def test_large_attachment_does_not_hold_up_small_messages() -> None:
         assert not slow_task.done() or small_elapsed < 1.0
         slow = await slow_task
         assert slow.attachments[0].text_index is not None
+    finally:
+        parser.close()
+
+
+async def test_cancelled_parse_kills_its_busy_worker() -> None:
+    """A parse cancelled mid-analysis (session gone) kills its worker instead of leaking it."""
+    parser = MessageParser(ParserConfig(pool_workers=1, attachment_timeout=20))
+    try:
+        task = asyncio.create_task(
+            parser.parse(build("x", attachments=(("a.pdf", "application/pdf", slow_pdf(40_000)),)))
+        )
+        await asyncio.sleep(0.5)
+        busy_worker = [p for p in multiprocessing.active_children() if p.name == "gateway-mime-worker"]
+        assert len(busy_worker) == 1
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)  # the kill runs in a thread
+        assert busy_worker[0] not in multiprocessing.active_children()
+        started = time.monotonic()
+        after = await parser.parse(SMALL)
+        assert time.monotonic() - started < 5
+        assert after.unscannable == ()
     finally:
         parser.close()
