@@ -144,7 +144,8 @@ def write(rows: list[str]) -> None:
             "## Parser (`./dev bench parse`)",
             "",
             f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}.",
+            f"Python {platform.python_version()}; load average at the end {os.getloadavg()[0]:.1f} "
+            "(the machine is shared with other test runs, so tails are noisy).",
             "",
             "| what | time | | | |",
             "|---|---|---|---|---|",
