@@ -13,6 +13,7 @@ import click
 
 from gateway import __version__
 from gateway.config import ConfigError, load_config
+from gateway.policy.cli import check, policies_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,3 +42,5 @@ def config_check(path: Path) -> None:
 from gateway.mime.cli import parse_command  # noqa: E402
 
 main.add_command(parse_command)
+main.add_command(check)
+main.add_command(policies_group)

@@ -104,7 +104,11 @@ def list_zip(data: bytes, limits: ParserConfig, depth: int = 1, listing: Listing
             try:
                 with archive.open(info) as handle:
                     real = _stream_size(handle, info.file_size + budget)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error):
+            except NotImplementedError:
+                # Deflate64, implode, PPMd...: listed, but the content cannot be checked.
+                listing.unscannable = listing.unscannable or ("unsupported", f"compression of {info.filename}")
+                continue
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error):
                 # CRC or size mismatches show up here: a lying header.
                 listing.unscannable = listing.unscannable or ("parse-error", f"corrupt member {info.filename}")
                 continue

@@ -106,7 +106,7 @@ def _analyse(job: AttachmentJob, limits: ParserConfig, digest: str) -> Attachmen
         rendered = html_to_text(decode_bytes(data[: budget * 4], None).text, budget)
         facts.text = "\n".join(t for t in (rendered.visible, rendered.hidden) if t.strip())
     elif detected == ft.EML:
-        facts.text = _nested_text(data, limits)
+        facts = _nested_message(data, job.depth + 1, limits)
     elif detected in (ft.TEXT, ft.SCRIPT) or (not detected and job.declared_type.startswith("text/")):
         facts.text = decode_bytes(data[:budget], None).text
     elif detected in (ft.ZIP, ft.JAR, ft.APK):
@@ -114,9 +114,12 @@ def _analyse(job: AttachmentJob, limits: ParserConfig, digest: str) -> Attachmen
     elif detected == ft.TAR:
         listing = list_tar(data, limits)
     elif detected in (ft.GZIP, ft.BZIP2, ft.XZ):
-        listing = list_tar(data, limits)
-        if listing.unscannable and listing.unscannable[0] == "parse-error":
-            listing = single_stream(data, {ft.GZIP: "gzip", ft.BZIP2: "bzip2", ft.XZ: "xz"}[detected], limits)
+        # Measure the decompressed stream first (capped); only then look for a tar inside.
+        listing = single_stream(data, {ft.GZIP: "gzip", ft.BZIP2: "bzip2", ft.XZ: "xz"}[detected], limits)
+        if listing.unscannable is None:
+            inner_tar = list_tar(data, limits)
+            if inner_tar.unscannable is None and inner_tar.entries:
+                listing = inner_tar
     elif detected in (ft.SEVENZ, ft.RAR, ft.CAB, ft.ARJ, ft.ISO):
         facts.unscannable = ("unsupported", f"{detected} archives cannot be listed")
     flags |= facts.flags
@@ -137,9 +140,46 @@ def _analyse(job: AttachmentJob, limits: ParserConfig, digest: str) -> Attachmen
     return AttachmentResult(detected, frozenset(flags), facts.text[:budget], entries, unscannable, digest, len(data))
 
 
-def _nested_text(data: bytes, limits: ParserConfig) -> str:
-    """All texts of an attached .eml, one per line block (parsed with the same walk)."""
+# Flags of attachments inside an attached message that carry over to the message.
+_INHERITED = frozenset(
+    {
+        AttachmentFlag.EXECUTABLE,
+        AttachmentFlag.SCRIPT,
+        AttachmentFlag.MACROS,
+        AttachmentFlag.ENCRYPTED,
+        AttachmentFlag.JAVASCRIPT,
+        AttachmentFlag.EMBEDDED_OBJECT,
+        AttachmentFlag.TYPE_MISMATCH,
+        AttachmentFlag.ARCHIVE,
+    }
+)
+
+
+def _nested_message(data: bytes, depth: int, limits: ParserConfig) -> DocumentFacts:
+    """An attached .eml: its texts, and its own attachments analysed (depth-limited).
+
+    The inner attachments' names become entries and their risky flags carry over,
+    so an EXE inside a forwarded message is as visible as one attached directly.
+    """
     from gateway.mime.walk import walk
 
+    facts = DocumentFacts()
+    if depth > limits.max_depth:
+        facts.unscannable = ("limit-exceeded", f"attached message nesting over {limits.max_depth}")
+        return facts
     walked = walk(data, limits)
-    return "\n\n".join(t.text for t in walked.texts if t.text.strip())[: limits.max_text_chars]
+    texts = [t.text for t in walked.texts if t.text.strip()]
+    for inner in walked.jobs:
+        result = analyse(
+            AttachmentJob(inner.data, inner.filename, inner.declared_type, inner.part, depth, False), limits
+        )
+        facts.names.append(inner.filename or f"(part {inner.part})")
+        facts.flags |= result.flags & _INHERITED
+        if result.text.strip():
+            texts.append(result.text)
+        if result.unscannable and facts.unscannable is None:
+            facts.unscannable = result.unscannable
+    if walked.unscannable and facts.unscannable is None:
+        facts.unscannable = (walked.unscannable[0].reason, walked.unscannable[0].detail)
+    facts.text = "\n\n".join(texts)[: limits.max_text_chars]
+    return facts

@@ -39,10 +39,16 @@ _OBF_EMAIL = re.compile(
     re.I,
 )
 _PHONE = re.compile(r"(?<![\w+.,/-])(?:\+|00)?\(?\d[\d \t().\-/]{5,22}\d(?![\w.,]\d|\w)")
-# A calendar date anywhere in a candidate ("01.02.2024", "2024-05-01 10"): not a phone.
+# A calendar date anywhere in a candidate ("01.02.2024", "9/24/2002 11", "2024-05-01 10"): not a phone.
 _DATE = re.compile(
-    r"(?<!\d)(?:(?:0?[1-9]|[12]\d|3[01])[./-](?:0?[1-9]|1[0-2])[./-](?:19|20)?\d{2}"
+    r"(?<!\d)(?:(?:0?[1-9]|[12]\d|3[01])[./-](?:0?[1-9]|[12]\d|3[01])[./-](?:19|20)?\d{2}"
     r"|(?:19|20)\d{2}[./-](?:0?[1-9]|1[0-2])[./-](?:0?[1-9]|[12]\d|3[01]))(?!\d)"
+)
+# Other number shapes that are no phone: an IPv4 address, a decimal number among
+# spaced numbers ("0.18 0.23", "43.5368"), a US ZIP+4 code, several one-digit groups
+# ("1655 150 0 0": a table row).
+_NUMBERS = re.compile(
+    r"^\d{1,3}(?:\.\d{1,3}){3}$|(?:^|\s)\d+\.\d+(?:\s|$)|\.\d{5,}|^\d{5}-\d{4}$|(?:^|\s)\d(?:\s+\d(?:\s|$)){1,}"
 )
 _PRICE = re.compile(r"^\d{1,3}(?:[., ]\d{3})*[.,]\d{2}$")
 _CURRENCY = re.compile(r"(?:[€$£¥₽₴₺]|eur|usd|gbp|pln|zł|zl|sek|chf|rub|uah|try|brl|kr)\s*$", re.I)
@@ -69,6 +75,8 @@ _MESSENGER_LINK = re.compile(
     r"|weixin://dl/chat\?([A-Za-z0-9_-]{3,40})",
     re.I,
 )
+# Substrings every messenger link contains: a cheap test before the big pattern.
+_LINK_HINTS = ("wa.me", "whatsapp", "t.me/", "telegram.", "tg://", "viber://", "signal.me", "weixin://")
 _MESSENGER_NAME = re.compile(
     r"(whats\s?app|telegram|viber|signal|wechat|weixin|微信|вотсап|ватсап|телеграм|вайбер)", re.I
 )
@@ -177,7 +185,7 @@ def find_phones(text: str, exclude: list[tuple[int, int]]) -> list[FoundContact]
         if any(start < b and end > a for a, b in exclude):
             continue
         before = text[max(0, start - 40) : start]
-        if _DATE.search(candidate) or _PRICE.match(candidate.strip()):
+        if _DATE.search(candidate) or _PRICE.match(candidate.strip()) or _NUMBERS.search(candidate):
             continue
         if _CURRENCY.search(before) or _CURRENCY_AFTER.match(text[end : end + 5]):
             continue
@@ -194,7 +202,9 @@ def find_phones(text: str, exclude: list[tuple[int, int]]) -> list[FoundContact]
 def find_messengers(text: str, phones: list[FoundContact]) -> list[FoundContact]:
     """Messenger links and handles, and phone numbers introduced by a messenger's name."""
     found: list[FoundContact] = []
-    for match in _MESSENGER_LINK.finditer(text):
+    lowered = text.lower()
+    links = _MESSENGER_LINK.finditer(text) if any(k in lowered for k in _LINK_HINTS) else iter(())
+    for match in links:
         wa, wa_group, tg, tg2, viber, signal, wechat = match.groups()
         if wa:
             value = "whatsapp:+" + wa.lstrip("+")

@@ -8,9 +8,12 @@ them in worker processes with a time and memory limit.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import io
 import logging
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from html import unescape
@@ -107,7 +110,7 @@ def _pdf_names(data: bytes) -> bytes:
 def pdf(data: bytes, max_chars: int) -> DocumentFacts:
     """Text of a PDF, with JavaScript, embedded files and encryption flagged."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     facts = DocumentFacts()
     names = _pdf_names(data)
@@ -144,6 +147,8 @@ def pdf(data: bytes, max_chars: int) -> DocumentFacts:
         facts.text = "\n".join(pages)
     except RecursionError:
         facts.unscannable = ("parse-error", "PDF structure nested too deeply")
+    except LimitReachedError as exc:  # pypdf's own decompression-bomb guard
+        facts.unscannable = ("limit-exceeded", f"PDF stream over pypdf's limit: {str(exc)[:80]}")
     except Exception as exc:  # pypdf raises a wide range of errors on hostile files
         facts.unscannable = ("parse-error", f"unreadable PDF: {type(exc).__name__}")
     return facts
@@ -180,17 +185,30 @@ def _office_encrypted(data: bytes) -> bool:
 
 
 def vba_flags(data: bytes) -> set[AttachmentFlag]:
-    """MACROS when oletools finds VBA or Excel 4 macros in an Office file."""
+    """MACROS when oletools finds VBA or Excel 4 (XLM) macros in an Office file."""
+    # oletools 0.60.2 trips pyparsing deprecation warnings on import and warns on odd
+    # files; warnings are no verdict (and under -W error they would hide the macros).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _vba_flags(data)
+
+
+def _vba_flags(data: bytes) -> set[AttachmentFlag]:
     try:
         from oletools.olevba import VBA_Parser
 
         parser = VBA_Parser("attachment", data=data)
-        try:
-            found = bool(parser.detect_vba_macros()) or bool(getattr(parser, "contains_xlm_macros", False))
-        finally:
-            parser.close()
     except Exception:  # olevba raises its own and stdlib errors on odd input
         return set()
+    found = False
+    try:
+        # Excel 4 (XLM) macro sheets are as dangerous as VBA and need their own check;
+        # each detector may fail on its own on a damaged file.
+        for detect in (parser.detect_vba_macros, parser.detect_xlm_macros):
+            with contextlib.suppress(Exception):  # a detector failing is no verdict either way
+                found = found or bool(detect())
+    finally:
+        parser.close()
     return {AttachmentFlag.MACROS} if found else set()
 
 
@@ -210,6 +228,10 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
         facts.flags.add(AttachmentFlag.EMBEDDED_OBJECT)
     codepage = re.search(rb"\\ansicpg(\d{3,5})", data[:4096])
     encoding = f"cp{codepage.group(1).decode()}" if codepage else "cp1252"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        encoding = "cp1252"
     out: list[str] = []
     skip_depth: list[int] = []
     depth = 0
@@ -217,13 +239,11 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
 
     def flush() -> None:
         if pending:
-            try:
-                out.append(pending.decode(encoding, "replace"))
-            except LookupError:
-                out.append(pending.decode("cp1252", "replace"))
+            out.append(pending.decode(encoding, "replace"))
             pending.clear()
 
     size = 0
+    skip_fallback = False
     for match in _RTF_CONTROL.finditer(data):
         word, arg, hexbyte, symbol, brace, plain = match.groups()
         if brace == b"{":
@@ -248,16 +268,23 @@ def rtf(data: bytes, max_chars: int) -> DocumentFacts:
             elif word == b"u" and arg:
                 flush()
                 out.append(chr(int(arg) % 0x110000 if int(arg) >= 0 else int(arg) + 65536))
+                skip_fallback = True  # \uN is followed by one fallback character (\uc1)
             continue
         if symbol == b"*":
             skip_depth.append(depth)
             continue
         if hexbyte is not None:
+            if skip_fallback:
+                skip_fallback = False
+                continue
             pending.append(int(hexbyte, 16))
             continue
         if plain:
+            if skip_fallback:
+                skip_fallback = False
+                plain = plain[1:]
             flush()
-            out.append(plain.decode(encoding, "replace") if encoding else plain.decode("latin-1"))
+            out.append(plain.decode(encoding, "replace"))
             size += len(plain)
             if size > max_chars:
                 break

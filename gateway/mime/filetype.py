@@ -11,6 +11,7 @@ named ``invoice.pdf`` is a mismatch.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import puremagic
@@ -139,6 +140,7 @@ FAMILY: dict[str, str] = {
     "image/bmp": "image",
     "image/webp": "image",
     TEXT: "text",
+    HTML: "text",  # a flag of its own (HTML); as a *type* it is text with tags
     "text/csv": "text",
     "application/json": "text",
     "application/xml": "text",
@@ -253,18 +255,23 @@ def _ole_kind(data: bytes) -> str:
     return OLE
 
 
+# Tags that make a text file HTML to a browser even without <html> (fragments work).
+_HTML_TAG = re.compile(rb"<(?:html|body|script|iframe|div|table|p|img|form|meta|style)[\s>/]|<a\s+href")
+
+
 def _looks_like_text(data: bytes) -> str:
     head = data[:4096]
     if b"\x00" in head:
         return ""
     lowered = head.lstrip().lower()
-    if lowered.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in lowered[:512]:
+    if lowered.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or _HTML_TAG.search(lowered[:2048]):
         return HTML
     if lowered.startswith((b"#!", b"@echo off")) or b"wscript.shell" in lowered or b"createobject(" in lowered:
         return SCRIPT
     first_lines = head.split(b"\n", 8)[:6]
     header_like = sum(1 for line in first_lines if line[:1].isalpha() and b": " in line[:80])
-    if header_like >= 3 and (b"\nFrom: " in b"\n" + head or b"\nReceived: " in b"\n" + head):
+    starts_as_header = bool(first_lines) and first_lines[0][:1].isalpha() and b": " in first_lines[0][:80]
+    if starts_as_header and header_like >= 2 and re.search(rb"(?im)^(?:from|received|message-id): ", head):
         return EML
     try:
         head.decode("utf-8")

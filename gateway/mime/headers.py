@@ -15,7 +15,9 @@ be Адказ. Fi/da/no also use SV/VS, seen in Nordic helpdesks.
 from __future__ import annotations
 
 import re
+from email.header import decode_header, make_header
 from email.message import Message
+from email.policy import compat32
 from email.utils import getaddresses
 
 from gateway.mime.charsets import fix_surrogates
@@ -53,6 +55,11 @@ def header_text(msg: Message, name: str, defects: list[str]) -> str:
     if value is None:
         return ""
     text = str(value)
+    if msg.policy is compat32:  # the fallback parse: RFC 2047 words are still encoded
+        try:
+            text = str(make_header(decode_header(text)))
+        except Exception:  # undecodable encoded words stay as written
+            defects.append(f"header-undecodable:{name.lower()}")
     text, repaired = fix_surrogates(text)
     if repaired:
         defects.append(f"header-8bit:{name.lower()}")

@@ -80,7 +80,7 @@ COMMON_TLDS = frozenset(
 )
 # TLDs that are also common file extensions: "photo.zip", "readme.md", "setup.sh"
 # are file names far more often than hosts when written bare.
-FILE_LIKE_TLDS = frozenset(["zip", "mov", "md", "py", "sh", "rs", "ps", "ai", "cs", "so", "pm", "pl7", "mp", "txt"])
+FILE_LIKE_TLDS = frozenset(["zip", "mov", "md", "py", "sh", "rs", "ps", "ai", "cs", "so", "pm", "mp", "cf", "cc", "hr"])
 
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _PATH = r"(?:[/?#][^\s<>\"'`]*)?"
@@ -163,6 +163,8 @@ def _host_ok(host: str, written_tld: str, strict: bool) -> bool:
     labels = host.split(".")
     if len(labels) < 2 or any(not label or len(label) > 63 for label in labels):
         return False
+    if "_" in host:
+        return False  # "60_whitelist.cf" is a file; web host names have no underscores
     tld = labels[-1]
     if not is_tld(tld):
         return False

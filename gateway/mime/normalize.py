@@ -20,11 +20,11 @@ Folding, in order:
 Leetspeak (``r3v13w``) is not folded here: digits are meaningful in order ids
 and prices, so the policy's token matcher folds them only inside words.
 
-Speed matters (every text of every message passes here), so step 1 has a fast
-path made of whole-string C operations (``lower``, ``unicodedata.normalize``,
-simple regex substitutions) and falls back to a per-character path whenever
-the fast path would change the text's length; the two agree (a property test
-checks it).
+Speed matters (every text of every message passes here), so step 1 folds the
+common Unicode blocks with one ``str.translate`` from a table built at import
+and walks only the few characters that change length; text with characters
+beyond those blocks takes the per-character reference path. The two agree (a
+property test checks it).
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ _EXTRA_FOLDS = {
     "’": "'",
     "‘": "'",
     "ʼ": "'",
-    "`": "'",
     "´": "'",
 }
 # Cyrillic letters whose diacritic makes a different letter: kept whole.
@@ -189,46 +188,6 @@ def _fold_slow(text: str) -> Normalized:
     return builder.result(text)
 
 
-# Combining marks to strip after NFD (the callback keeps the breve of й/ў and
-# the diaeresis of ї, whose marks make other letters).
-_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-_KEEP_MARK_AFTER = {"\u0306": "иу", "\u0308": "і"}
-_ONE_TO_ONE = {k: v for k, v in _EXTRA_FOLDS.items() if len(v) == 1}
-_ONE_TO_ONE_RE = re.compile("[" + "".join(_ONE_TO_ONE) + "]")
-_ZS_RE = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
-
-
-def _strip_mark(match: re.Match[str]) -> str:
-    mark = match.group()
-    at = match.start()
-    if at and match.string[at - 1] in _KEEP_MARK_AFTER.get(mark, ""):
-        return mark
-    return ""
-
-
-def _fold_run(text: str) -> str | None:
-    """Whole-string folding of text free of resizing characters, or ``None`` if it resized."""
-    folded = text.lower()
-    if folded.isascii():
-        return folded if len(folded) == len(text) else None
-    if not unicodedata.is_normalized("NFKC", folded):
-        # NFKC can produce capitals (e.g. from circled letters): lower again.
-        folded = unicodedata.normalize("NFKC", folded).lower()
-    decomposed = unicodedata.normalize("NFD", folded)
-    if len(decomposed) != len(folded):
-        folded = unicodedata.normalize("NFC", _MARKS.sub(_strip_mark, decomposed))
-    if _ZS_RE.search(folded):
-        folded = _ZS_RE.sub(" ", folded)
-    if _ONE_TO_ONE_RE.search(folded):
-        folded = _ONE_TO_ONE_RE.sub(lambda m: _ONE_TO_ONE[m.group()], folded)
-    return folded if len(folded) == len(text) else None
-
-
-@cache
-def _resizing_pattern(chars: frozenset[str]) -> re.Pattern[str]:
-    return re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]")
-
-
 # Blocks folded ahead of time: Latin, IPA, combining marks, Greek, Cyrillic,
 # punctuation, super/subscripts, currency, letterlike symbols, number forms,
 # enclosed alphanumerics, ligatures, variation selectors, fullwidth forms, emoji.
@@ -280,7 +239,8 @@ def _fold_chars(text: str) -> Normalized:
     # Turkish İ is the one capital whose lower case is two code points.
     lowered = text.replace("İ", "I").lower()
     if len(lowered) != len(text) or _OUTSIDE.search(lowered):
-        return _fold_general(text)
+        # Characters beyond the eager blocks (CJK, rare symbols): the reference path.
+        return _fold_slow(text)
     folded = lowered.translate(_TABLE)
     deletions = _DELETABLE.search(lowered) is not None
     if len(folded) == len(text) and not deletions:
@@ -302,32 +262,6 @@ def _fold_chars(text: str) -> Normalized:
     if position < len(lowered):
         builder.add(lowered[position:].translate(_TABLE), position, linear=True)
     return builder.result(text)
-
-
-def _fold_general(text: str) -> Normalized:
-    """Folding for text with characters beyond the eager blocks (CJK, rare symbols)."""
-    resizing = frozenset(c for c in set(text) if len(_fold_cached(c)) != 1)
-    if not resizing:
-        folded = _fold_run(text)
-        return Normalized(folded, text) if folded is not None else _fold_slow(text)
-    builder = _Builder()
-    position = 0
-    for match in _resizing_pattern(resizing).finditer(text):
-        if match.start() > position and not _add_run(builder, text, position, match.start()):
-            return _fold_slow(text)
-        builder.add(_fold_cached(match.group()), match.start(), linear=False)
-        position = match.end()
-    if position < len(text) and not _add_run(builder, text, position, len(text)):
-        return _fold_slow(text)
-    return builder.result(text)
-
-
-def _add_run(builder: _Builder, text: str, start: int, end: int) -> bool:
-    folded = _fold_run(text[start:end])
-    if folded is None:
-        return False
-    builder.add(folded, start, linear=True)
-    return True
 
 
 # --- step 2: confusables ---------------------------------------------------

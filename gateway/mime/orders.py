@@ -25,6 +25,8 @@ _ORDER_LABEL = (
     r"|ordernummer|bestellnummer|bestellung|commande|numéro de commande)"
 )
 ALLEGRO = re.compile(rf"{_ORDER_LABEL}[\s:#№.-]{{0,12}}({_UUID})(?![\w-])", re.I)
+_UUID_ANYWHERE = re.compile(_UUID, re.I)
+_TEN_DIGITS = re.compile(r"(?<!\d)\d{10}(?!\d)")
 BOL = re.compile(rf"{_ORDER_LABEL}[\s:#№.-]{{0,12}}(\d{{10}})(?![\w-])", re.I)
 
 
@@ -41,13 +43,13 @@ class FoundOrder:
 def find_orders(text: str) -> list[FoundOrder]:
     """Every order id in ``text`` in order of position."""
     found: list[FoundOrder] = []
-    for marketplace, pattern in (
-        ("amazon", AMAZON),
-        ("amazon", AMAZON_DIGITAL),
-        ("ebay", EBAY),
-        ("allegro", ALLEGRO),
-        ("bol", BOL),
-    ):
+    patterns = [("amazon", AMAZON), ("amazon", AMAZON_DIGITAL), ("ebay", EBAY)]
+    # The labelled forms are costly to scan for; only try them when their ids occur.
+    if _UUID_ANYWHERE.search(text):
+        patterns.append(("allegro", ALLEGRO))
+    if _TEN_DIGITS.search(text):
+        patterns.append(("bol", BOL))
+    for marketplace, pattern in patterns:
         for match in pattern.finditer(text):
             found.append(FoundOrder(marketplace, match.group(1).lower(), match.start(1), match.end(1)))
     found.sort(key=lambda order: order.start)

@@ -184,7 +184,11 @@ class MessageParser:
             log.warning("message_parse_failed", error=type(exc).__name__)
             return failed(raw, f"internal error: {type(exc).__name__}")
         if walked.jobs:
-            results = list(await asyncio.gather(*(self._pool.analyse(job) for job in walked.jobs)))
+            try:
+                results = list(await asyncio.gather(*(self._pool.analyse(job) for job in walked.jobs)))
+            except RuntimeError as exc:  # the pool was closed under us (shutdown)
+                log.warning("message_parse_failed", error=type(exc).__name__)
+                return failed(raw, "attachment pool closed")
             return await asyncio.to_thread(_assemble_safely, walked, results, raw)
         return await asyncio.to_thread(_inline, walked, raw, self._limits)
 

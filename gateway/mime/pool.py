@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from typing import Any
 import structlog
 
 from gateway.config import ParserConfig
+from gateway.mime.attachments import AttachmentResult, analyse
+from gateway.mime.walk import AttachmentJob
 
 log = structlog.get_logger(__name__)
 
@@ -44,20 +47,23 @@ def _worker_main(conn: multiprocessing.connection.Connection, limits_json: str, 
     # A hard limit below ours (ValueError) is already stricter.
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from gateway.mime.attachments import analyse
-
     limits = ParserConfig.model_validate_json(limits_json)
     while True:
         try:
             job = conn.recv()
+            if job is None:
+                return
+            result = analyse(job, limits)
+            conn.send(result)
         except (EOFError, OSError):
             return
-        if job is None:
-            return
-        conn.send(analyse(job, limits))
+        except MemoryError:
+            # Not even the job or its result fits: die quietly, the parent reports
+            # the attachment as limit-exceeded and starts a fresh worker.
+            os._exit(3)
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class _Worker:
     process: Any
     conn: multiprocessing.connection.Connection
@@ -73,9 +79,10 @@ class _Worker:
         self.process.close()
 
 
-def _roundtrip(worker: _Worker, job: Any) -> Any:
+def _roundtrip(worker: _Worker, job: AttachmentJob) -> AttachmentResult:
     worker.conn.send(job)
-    return worker.conn.recv()
+    result: AttachmentResult = worker.conn.recv()
+    return result
 
 
 class AttachmentPool:
@@ -85,6 +92,7 @@ class AttachmentPool:
         self._limits = limits
         self._limits_json = limits.model_dump_json()
         self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
         self._available: asyncio.Semaphore | None = None
         # One thread per worker waits on its pipe, so waits never starve asyncio's default executor.
         self._threads = ThreadPoolExecutor(max_workers=limits.pool_workers, thread_name_prefix="mime-pool")
@@ -103,35 +111,46 @@ class AttachmentPool:
         child.close()
         return _Worker(process, parent)
 
-    async def analyse(self, job: Any) -> Any:
-        """Analyse ``job`` in a worker; a stuck or dead worker becomes an unscannable result."""
-        from gateway.mime.attachments import AttachmentResult
-
+    async def analyse(self, job: AttachmentJob) -> AttachmentResult:
+        """Analyse ``job`` in a worker; a stuck, dead or failing worker becomes an unscannable result."""
         if self._closed:
             raise RuntimeError("attachment pool is closed")
         if self._available is None:
             self._available = asyncio.Semaphore(self._limits.pool_workers)
         async with self._available:
             worker = self._idle.pop() if self._idle else await asyncio.to_thread(self._spawn)
+            self._busy.add(worker)
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(self._threads, _roundtrip, worker, job)
             try:
-                result = await asyncio.wait_for(future, self._limits.attachment_timeout)
+                result: AttachmentResult = await asyncio.wait_for(future, self._limits.attachment_timeout)
             except TimeoutError:
                 log.warning("attachment_timed_out", part=job.part, timeout=self._limits.attachment_timeout)
-                await asyncio.to_thread(worker.stop, True)
                 reason = ("timeout", f"analysis took over {self._limits.attachment_timeout:g} s")
-                return AttachmentResult("", frozenset(), "", (), reason, "", len(job.data))
-            except (EOFError, OSError, BrokenPipeError) as exc:
+            except (EOFError, OSError) as exc:  # BrokenPipeError and ConnectionResetError are OSErrors
                 log.warning("attachment_worker_died", part=job.part, error=type(exc).__name__)
-                await asyncio.to_thread(worker.stop, True)
                 reason = (
                     "limit-exceeded",
                     f"analysis worker died (memory limit {self._limits.attachment_memory_mb} MB)",
                 )
-                return AttachmentResult("", frozenset(), "", (), reason, "", len(job.data))
-            self._idle.append(worker)
-            return result
+            except asyncio.CancelledError:
+                # The session went away mid-analysis: the worker is busy with a job nobody
+                # waits for, so it is killed rather than leaked.
+                self._retire(worker)
+                raise
+            except Exception as exc:  # e.g. a result that cannot be unpickled: no verdict from this worker
+                log.warning("attachment_worker_failed", part=job.part, error=type(exc).__name__)
+                reason = ("parse-error", f"analysis worker failed: {type(exc).__name__}")
+            else:
+                self._busy.discard(worker)
+                self._idle.append(worker)
+                return result
+            await asyncio.to_thread(self._retire, worker)
+            return AttachmentResult("", frozenset(), "", (), reason, "", len(job.data))
+
+    def _retire(self, worker: _Worker) -> None:
+        self._busy.discard(worker)
+        worker.stop(kill=True)
 
     def close(self) -> None:
         """Stop every worker process and the waiting threads."""
@@ -141,4 +160,6 @@ class AttachmentPool:
                 worker.conn.send(None)
             worker.stop(kill=False)
         self._idle.clear()
+        for worker in list(self._busy):
+            self._retire(worker)
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -11,10 +11,12 @@ is not done here: attachments become :class:`AttachmentJob` items that
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
@@ -128,11 +130,7 @@ def _envelope(msg: Message, defects: list[str]) -> Envelope:
         if index >= 500:
             defects.append("too-many-headers")
             break
-        try:
-            value = str(msg.policy.header_fetch_parse(name, _raw))
-        except Exception:  # a hostile header the stdlib cannot fold into an object
-            value = str(_raw)
-        headers.append((name, fix_surrogates(value)[0][:MAX_HEADER_VALUE]))
+        headers.append((name, display_value(_raw)))
     return Envelope(
         subject=re.sub(r"[\r\n]+", " ", subject),
         from_addr=first_address(header_text(msg, "From", defects)),
@@ -146,11 +144,31 @@ def _envelope(msg: Message, defects: list[str]) -> Envelope:
     )
 
 
+def display_value(raw_value: str) -> str:
+    """A header value for display: unfolded, RFC 2047 words decoded, never raising.
+
+    Deliberately not the structured ``policy.default`` parse: building header
+    objects for every Received line costs more than the rest of a small message.
+    """
+    value = re.sub(r"\r?\n[ \t]+", " ", raw_value).strip()
+    if "=?" in value:
+        with contextlib.suppress(Exception):  # malformed encoded words stay as written
+            value = str(make_header(decode_header(value)))
+    return fix_surrogates(value)[0][:MAX_HEADER_VALUE]
+
+
 def walk(raw: bytes, limits: ParserConfig, max_multipart_depth: int = 50) -> Walked:
     """Walk ``raw`` (see the module docstring). Raises only on internal bugs."""
     walked = Walked()
     raw = _cap_boundaries(raw, limits, walked)
-    msg = email.message_from_bytes(raw, policy=POLICY)
+    try:
+        msg = email.message_from_bytes(raw, policy=POLICY)
+    except Exception:
+        # The stdlib's structured-header parser has crash bugs on odd parameters
+        # (IndexError in get_parameter on "charset*\r\n--..."); compat32 keeps
+        # headers as strings and parses the same MIME tree without them.
+        _add_defect(walked, "header-parser-failed")
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     envelope = _envelope(msg, walked.defects)
     walked.envelope = envelope
     walked.texts.append(TextPart(envelope.subject, TextSource.SUBJECT))
@@ -212,6 +230,8 @@ def _cap_boundaries(raw: bytes, limits: ParserConfig, walked: Walked) -> bytes:
     and the message marked ``limit-exceeded``.
     """
     allowed = 2 * limits.max_parts + 2
+    if raw.count(b"\n--") < allowed:  # the common case, counted in C
+        return raw
     for count, match in enumerate(_BOUNDARY_LINE.finditer(raw), start=1):
         if count > allowed:
             walked.unscannable.append(
@@ -233,7 +253,10 @@ def _nested_message(
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
     filename = _filename(part, walked)
-    size = len(inner.as_bytes()) if isinstance(inner, Message) and depth < 2 else 0
+    size = 0
+    if isinstance(inner, Message):
+        with contextlib.suppress(Exception):  # re-serialising a broken message can fail; size is informative
+            size = len(inner.as_bytes())
     walked.nested.append((path, filename, size, depth))
     if filename:
         walked.texts.append(TextPart(filename, TextSource.ATTACHMENT_NAME, path, filename=filename, depth=depth))
@@ -276,7 +299,11 @@ def _leaf(walked: Walked, part: Message, path: str, ctype: str, depth: int, limi
     if not isinstance(data, bytes):
         data = b""
     if ctype in BODY_TYPES and disposition != "attachment" and not filename:
-        charset = part.get_param("charset")
+        try:
+            charset = part.get_param("charset")
+        except Exception:  # a Content-Type the stdlib cannot take apart
+            charset = None
+            _add_defect(walked, "charset-unparsable")
         decoded = decode_bytes(data, str(charset) if isinstance(charset, str) else None)
         for defect in decoded.defects:
             _add_defect(walked, defect)

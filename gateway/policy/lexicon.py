@@ -275,9 +275,16 @@ def _match_rest(pieces: Sequence[Piece], at: int, tokens: Tokens, index: int, se
 
 
 def _token_span(tokens: Tokens, start: int, end: int) -> tuple[int, int] | None:
-    """Tokens overlapping the normalised span ``[start, end)``."""
+    """Tokens overlapping the normalised span ``[start, end)``.
+
+    A match made only of symbols ("★★★★★", "?") overlaps no token: it is placed
+    on the token just before it (or after it, at the start of the text).
+    """
+    if not tokens.words:
+        return None
     first = bisect.bisect_right(tokens.ends, start)
     last = bisect.bisect_left(tokens.starts, end) - 1
-    if first > last or first >= len(tokens.words):
-        return None
-    return first, last
+    if first <= last and first < len(tokens.words):
+        return first, last
+    near = max(0, min(first - 1, len(tokens.words) - 1))
+    return near, near

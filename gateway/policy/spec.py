@@ -49,6 +49,14 @@ class AttachmentExample(_Spec):
         return self
 
 
+class HistoryEvent(_Spec):
+    """A past event an example assumes (for the stateful rules)."""
+
+    event: Literal["review_request", "proactive", "order_seen"]
+    key: str  # an order id, or "buyer" for the example's recipient
+    days_ago: Annotated[int, Field(ge=0)] = 1
+
+
 class MessageExample(_Spec):
     """An example written as a whole message rather than one sentence."""
 
@@ -60,6 +68,7 @@ class MessageExample(_Spec):
     profile: str | None = None
     attachments: list[AttachmentExample] = []
     headers: dict[str, str] = {}
+    history: list[HistoryEvent] = []
     note: str = ""
 
 
@@ -111,7 +120,10 @@ TextKind = Literal["subject", "body", "attachment", "attachment-name"]
 
 
 class CooccurMatch(_Spec):
-    """Every group found within ``window`` tokens, in one sentence unless ``sentence`` is off."""
+    """Every group found within ``window`` tokens, in one sentence unless ``sentence`` is off.
+
+    ``window`` bounds the distance between the first tokens of the groups' spans.
+    """
 
     type: Literal["cooccur"]
     groups: Annotated[list[Group], Field(min_length=1, max_length=5)]

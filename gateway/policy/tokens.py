@@ -3,9 +3,10 @@
 Concept co-occurrence is measured in tokens and, by default, within one
 sentence: a review noun and a remove verb three sentences apart are not a
 request to remove a review. Sentence ends are ``.!?;:`` followed by a space,
-a blank line, or a line break after a short line (greetings, list items),
-because helpdesks hard-wrap plain text at ~72 columns and a single line break
-there is not a sentence end.
+a blank line, or a line break after a line shorter than a wrapped one when the
+next line starts like a sentence (a capital, a digit, a bullet): helpdesks
+hard-wrap plain text at ~72 columns, and a single line break there is not a
+sentence end, but one after a greeting line ("Hi Anna,") or a list item is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from gateway.mime.normalize import Normalized
 _TOKEN = re.compile(r"[^\W_](?:[^\W_]|['@$](?=[^\W_]))*")
 # A sentence end: punctuation then space/end, or a blank line.
 _SENTENCE_END = re.compile(r"[.!?;:]+(?=\s|$)|\n[ \t]*\n")
-_SHORT_LINE = 40
+_SHORT_LINE = 60
+_BULLETS = frozenset("-*•–—>")
 
 # Leetspeak: digits and symbols that stand for letters inside a word.
 _LEET_LATIN = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"})
@@ -70,14 +72,25 @@ class Tokens:
         return first, last
 
 
-def _sentence_breaks(text: str) -> list[int]:
+def _starts_sentence(norm: Normalized, at: int) -> bool:
+    """Whether the line beginning at folded offset ``at`` starts like a sentence."""
+    original = norm.original
+    index = norm.to_original(at)
+    while index < len(original) and original[index] in " \t":
+        index += 1
+    if index >= len(original):
+        return False
+    char = original[index]
+    return char.isupper() or char.isdigit() or char in _BULLETS
+
+
+def _sentence_breaks(norm: Normalized) -> list[int]:
     """Offsets at which a new sentence starts."""
+    text = norm.text
     breaks = [m.end() for m in _SENTENCE_END.finditer(text)]
-    # A line break after a short line (a greeting, a list item) ends a sentence;
-    # one inside a hard-wrapped paragraph does not.
     line_start = 0
     for line_end in _iter_newlines(text):
-        if line_end - line_start < _SHORT_LINE:
+        if line_end - line_start < _SHORT_LINE and _starts_sentence(norm, line_end + 1):
             breaks.append(line_end + 1)
         line_start = line_end + 1
     breaks.sort()
@@ -100,7 +113,7 @@ def tokenize(norm: Normalized) -> Tokens:
     words = [m.group() for m in matches]
     starts = [m.start() for m in matches]
     ends = [m.end() for m in matches]
-    breaks = _sentence_breaks(text) if words else []
+    breaks = _sentence_breaks(norm) if words else []
     # A token's sentence number is how many sentence starts lie at or before it.
     sentences = [bisect.bisect_right(breaks, start) for start in starts]
     return Tokens(norm, tuple(words), tuple(starts), tuple(ends), tuple(sentences))

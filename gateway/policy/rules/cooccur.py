@@ -67,7 +67,9 @@ def find_cooccurrence(match: CooccurMatch, text: ScannedText, language: str) -> 
         for combination in itertools.islice(itertools.product(*pool), _MAX_COMBINATIONS):
             lo = min(s[0] for s in combination)
             hi = max(s[1] for s in combination)
-            if hi - lo > match.window:
+            # The window bounds how far apart the groups' spans start; a long
+            # phrase ("until you answer") does not use it up by itself.
+            if max(s[0] for s in combination) - lo > match.window:
                 continue
             if match.unless and _sentence_has(text, language, match.unless, lo, hi, match.sentence):
                 continue

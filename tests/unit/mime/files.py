@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 
 import pyzipper
 
 
-def make_pdf(text: str, javascript: str | None = None) -> bytes:
-    """A minimal one-page PDF showing ``text``, optionally running ``javascript`` on open."""
-    content = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+def make_pdf(
+    text: str, javascript: str | None = None, content: bytes | None = None, flate: bool = False, padding: bytes = b""
+) -> bytes:
+    """A minimal one-page PDF showing ``text``, optionally running ``javascript`` on open.
+
+    ``content`` replaces the page's content stream (``flate``: it is already deflated);
+    ``padding`` is stored as an unreferenced binary stream (stands in for images).
+    """
+    content = content if content is not None else f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+    stream_filter = b" /Filter /FlateDecode" if flate else b""
     open_action = b" /OpenAction 6 0 R" if javascript else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R" + open_action + b" >>",
@@ -18,10 +26,12 @@ def make_pdf(text: str, javascript: str | None = None) -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >>"
         b" /Contents 5 0 R >>",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Length %d%s >>\nstream\n" % (len(content), stream_filter) + content + b"\nendstream",
     ]
     if javascript:
         objects.append(b"<< /S /JavaScript /JS (" + javascript.encode("latin-1") + b") >>")
+    if padding:
+        objects.append(b"<< /Length %d >>\nstream\n" % len(padding) + padding + b"\nendstream")
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []
@@ -110,3 +120,17 @@ def aes_zip(members: dict[str, bytes], password: bytes) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def slow_pdf(operations: int) -> bytes:
+    """A PDF whose page draws ``operations`` separate strings: slow to extract."""
+    ops = " ".join(f"({i}) Tj" for i in range(operations))
+    return make_pdf("", content=f"BT /F1 8 Tf 10 10 Td {ops} ET".encode())
+
+
+def pdf_stream_bomb(megabytes: int) -> bytes:
+    """A PDF whose content stream inflates to ``megabytes`` MiB of spaces."""
+    compressor = zlib.compressobj(9)
+    chunk = b" " * (1024 * 1024)
+    deflated = b"".join(compressor.compress(chunk) for _ in range(megabytes)) + compressor.flush()
+    return make_pdf("", content=deflated, flate=True)

@@ -41,6 +41,7 @@ def test_links_found(text: str, host: str, obfuscated: bool) -> None:
         "photo.zip and readme.md",
         "gracias. es un placer",
         "the file invoice.pdf",
+        "see 60_whitelist.cf",
     ],
 )
 def test_sentences_are_not_links(text: str) -> None:
@@ -101,6 +102,11 @@ def test_phone_numbers(text: str, e164: str) -> None:
         "tracking 00340434161234567890",
         "10115 Berlin",
         "item 1043946570",
+        "sent 9/24/2002 11:00",
+        "load 0.18 0.23 0.33",
+        "host 10.20.40.142",
+        "Austin, TX 75044-6749",
+        "row 1655 150 0 0",
     ],
 )
 def test_not_phone_numbers(text: str) -> None:
