@@ -352,11 +352,11 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
 
 def write_docs(section: str) -> None:
     text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section}\n{END}"
+    block = f"{BEGIN}\n## Load: SMTP throughput and latency (`./dev bench load`)\n\n{section}\n{END}"
     if BEGIN in text and END in text:
         text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
     else:
-        text = text.rstrip("\n") + "\n\n## Load: SMTP throughput and latency\n\n" + block + "\n"
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     DOCS.write_text(text, encoding="utf-8")
 
 
