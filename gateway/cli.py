@@ -44,3 +44,8 @@ from gateway.mime.cli import parse_command  # noqa: E402
 main.add_command(parse_command)
 main.add_command(check)
 main.add_command(policies_group)
+
+from gateway.serve.cli import passwd_command, serve_command  # noqa: E402
+
+main.add_command(serve_command)
+main.add_command(passwd_command)

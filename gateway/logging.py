@@ -35,6 +35,12 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 _QUIET = {"mail.log": logging.WARNING, "aiosmtplib": logging.WARNING, "asyncio": logging.WARNING}
 
 
+def _event_first(logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Put timestamp, level and event first, so a JSON line reads like a log line."""
+    head: dict[str, Any] = {key: event_dict.pop(key) for key in ("timestamp", "level", "event") if key in event_dict}
+    return {**head, **event_dict}
+
+
 def configure_logging(config: LoggingConfig, *, console: bool | None = None, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library for this process.
 
@@ -56,6 +62,7 @@ def configure_logging(config: LoggingConfig, *, console: bool | None = None, str
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        shared.append(_event_first)
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
