@@ -202,12 +202,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def smtp_source(port: int, messages: int, sessions: int, size: int) -> float:
     """Seconds smtp-source takes for ``messages`` (it aborts on any unexpected reply)."""
     started = time.perf_counter()
-    command = ["smtp-source", "-m", str(messages), "-s", str(sessions), "-l", str(size)]
+    # -N: a different recipient per message (a helpdesk writes to many buyers).
+    command = ["smtp-source", "-N", "-m", str(messages), "-s", str(sessions), "-l", str(size)]
     subprocess.run([*command, "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{port}"], check=True)
     return time.perf_counter() - started
 
 
-async def _one_message(port: int, body: bytes, latencies: list[float], totals: list[float]) -> None:
+async def _one_message(port: int, body: bytes, rcpt: str, latencies: list[float], totals: list[float]) -> None:
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
 
@@ -227,7 +228,7 @@ async def _one_message(port: int, body: bytes, latencies: list[float], totals: l
         raise RuntimeError("no greeting")
     await command(b"EHLO fleet.bench", b"250")
     await command(f"MAIL FROM:<{SENDER}>".encode(), b"250")
-    await command(f"RCPT TO:<{RECIPIENT}>".encode(), b"250")
+    await command(f"RCPT TO:<{rcpt}>".encode(), b"250")
     await command(b"DATA", b"354")
     writer.write(body + b".\r\n")
     sent = time.perf_counter()
@@ -254,8 +255,8 @@ async def _fleet(port: int, messages: int, sessions: int, size: int) -> dict[str
     remaining = iter(range(messages))
 
     async def session() -> None:
-        for _ in remaining:
-            await _one_message(port, body, latencies, totals)
+        for number in remaining:
+            await _one_message(port, body, f"{number}{RECIPIENT}", latencies, totals)
 
     started = time.perf_counter()
     await asyncio.gather(*(session() for _ in range(sessions)))

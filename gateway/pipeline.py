@@ -19,7 +19,9 @@ authorised senders (MAIL FROM was checked at MAIL time).
 
 Every message yields exactly one :class:`~gateway.model.Decision`: written to the
 store's decision log (the quarantine writes it in its own transaction) and
-logged as one ``message_decided`` event. When processing fails before the
+logged as one ``message_decided`` event. Store writes go through one writer
+thread; a decision-log write that nothing depends on is queued behind the reply
+rather than delaying it (see :meth:`Pipeline._record_quietly`). When processing fails before the
 policy decided, the decision carries an empty PASS verdict and the outcome
 ``failed``; ``outcome`` is what happened.
 """
@@ -27,8 +29,10 @@ policy decided, the decision carries an empty PASS verdict and the outcome
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -50,8 +54,10 @@ log = structlog.get_logger("gateway.pipeline")
 
 T = TypeVar("T")
 
-#: Seconds a best-effort store write (decision log after the reply is settled) may take.
+#: Seconds the pipeline waits for a store write it must not skip ahead of (state events).
 RECORD_TIMEOUT = 30.0
+#: Decision-log writes allowed to queue behind the reply before the pipeline waits for them.
+MAX_PENDING_WRITES = 200
 
 
 class _Stages:
@@ -85,6 +91,20 @@ class Pipeline:
         self._store = store
         self._config = config
         self._pseudonyms = Pseudonymizer(config.logging)
+        # Every store write goes through one thread: SQLite takes one writer at a
+        # time anyway, and writers queued here cost nothing, while writers racing
+        # for its lock in many threads burn CPU on retries and the GIL.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._pending: set[asyncio.Future[None]] = set()
+        self._closed = False
+
+    def close(self) -> None:
+        """Finish queued store writes and stop the writer thread (blocking; call after serving)."""
+        self._closed = True
+        self._writer.shutdown(wait=True)
+
+    async def _write(self, function: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, contextvars.copy_context().run, function)
 
     async def run(self, envelope: Envelope, route: Route, raw: bytes) -> Reply:
         """Process one received message and return the reply for the client."""
@@ -178,7 +198,7 @@ class Pipeline:
     ) -> tuple[Reply, Decision]:
         decision = self._decision(envelope, verdict, raw, stages, "quarantined", parsed)
         try:
-            await stages.run("quarantine", asyncio.to_thread(self._store.quarantine, decision, data))
+            await stages.run("quarantine", self._write(lambda: self._store.quarantine(decision, data)))
         except Exception as exc:
             log.exception("quarantine_failed", queue_id=envelope.queue_id)
             failed = replace(decision, outcome="failed", error=f"quarantine failed: {type(exc).__name__}: {exc}"[:500])
@@ -260,18 +280,39 @@ class Pipeline:
         return delivery_events(verdict, queue_id, datetime.now(UTC))
 
     async def _record_quietly(self, decision: Decision, events: Sequence[StateEvent] = ()) -> None:
-        """Write the decision (and state events); the reply is already settled, so only log failures."""
+        """Write the decision (and state events) after the reply is settled; failures are only logged.
+
+        The decision log is an audit record, not the message: its commit (an fsync on
+        SQLite) need not delay the reply. It is queued to the writer thread and the
+        pipeline moves on, unless there are state events (a later message's policy
+        reads them, so they are committed first) or the queue is already
+        ``MAX_PENDING_WRITES`` long (backpressure instead of unbounded memory).
+        """
+        queue_id, outcome = decision.queue_id, decision.outcome
 
         def write() -> None:
-            self._store.record_decision(decision)
-            if events:
-                self._store.record_events(events)
+            try:
+                self._store.record_decision(decision)
+                if events:
+                    self._store.record_events(events)
+            except Exception:
+                log.exception("decision_record_failed", queue_id=queue_id, outcome=outcome)
 
+        future = asyncio.get_running_loop().run_in_executor(self._writer, contextvars.copy_context().run, write)
+        if not events and len(self._pending) < MAX_PENDING_WRITES:
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
+            return
         try:
             async with asyncio.timeout(RECORD_TIMEOUT):
-                await asyncio.to_thread(write)
-        except Exception:
-            log.exception("decision_record_failed", queue_id=decision.queue_id, outcome=decision.outcome)
+                await asyncio.shield(future)
+        except TimeoutError:
+            log.error("decision_record_failed", queue_id=queue_id, outcome=outcome, error="store write timed out")
+
+    async def drain(self) -> None:
+        """Wait until every queued store write is done (tests, and before closing)."""
+        if not self._closed:
+            await self._write(lambda: None)
 
     # --- records -----------------------------------------------------------------
 

@@ -97,4 +97,6 @@ async def _serve(spec: WorkerSpec, ready: Event, holder: PolicyHolder, store: Sq
     log.info("worker_stopping", grace=config.server.shutdown_grace)
     await server.shutdown(config.server.shutdown_grace)
     await pool.close()
+    await pipeline.drain()
+    pipeline.close()
     log.info("worker_stopped")

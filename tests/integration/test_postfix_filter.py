@@ -46,6 +46,7 @@ def test_after_queue_filter_delivers_passes_and_bounces_rejects(
     assert b"by gw.test (marketplace-mail-gateway)" in delivered[0].data  # passed through the gateway
     assert len(bounces) == 1
     assert b"550 5.7.1 [test.reject]" in bounces[0].data
+    gateway.drain()
     assert sorted(d.outcome for d in gateway.store.decisions) == ["rejected", "relayed"]
 
 

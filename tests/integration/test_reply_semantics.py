@@ -122,6 +122,7 @@ def test_partial_refusal_gets_250_and_a_dsn(gateway: RunningGateway, capture: Ca
     assert dsn.rcpt_tos == [SELLER]
     assert b"multipart/report" in dsn.data
     assert b"Final-Recipient: rfc822; gone@marketplace.amazon.de" in dsn.data
+    gateway.drain()
     [decision] = gateway.store.decisions
     assert decision.refused == {gone: "550 5.1.1 no such buyer"}
 

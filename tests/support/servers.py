@@ -148,19 +148,30 @@ class RunningGateway:
     config: Config
     server: SmtpServer
     pool: UpstreamPool
+    pipeline: Pipeline
     parser: FakeParser
     policy: FakePolicy
     store: FakeStore
     loop_thread: LoopThread
+    stopped: bool = False
+
+    def drain(self) -> None:
+        """Wait until the decision-log writes queued behind replies are done."""
+        self.loop_thread.run(self.pipeline.drain())
 
     def shutdown(self, grace: float | None = None) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         grace = self.config.server.shutdown_grace if grace is None else grace
 
         async def stop() -> None:
             await self.server.shutdown(grace)
             await self.pool.close()
+            await self.pipeline.drain()
 
         self.loop_thread.run(stop(), timeout=grace + 30)
+        self.pipeline.close()
 
 
 def start_gateway(
@@ -177,17 +188,17 @@ def start_gateway(
     store = store or FakeStore()
     current: Callable[[], FakePolicy] = lambda: policy  # noqa: E731
 
-    async def start() -> tuple[SmtpServer, UpstreamPool]:
+    async def start() -> tuple[SmtpServer, UpstreamPool, Pipeline]:
         pool = UpstreamPool(config)
         pipeline = Pipeline(parser, current, pool, store, config)
         handler = GatewayHandler(config, current, pipeline)
         server = SmtpServer(config, handler, AccountDirectory(config))
         await server.start(bind_socket("127.0.0.1", 0, reuse_port=False))
-        return server, pool
+        return server, pool, pipeline
 
-    server, pool = loop_thread.run(start())
+    server, pool, pipeline = loop_thread.run(start())
     host, port = server.address
-    return RunningGateway(host, port, config, server, pool, parser, policy, store, loop_thread)
+    return RunningGateway(host, port, config, server, pool, pipeline, parser, policy, store, loop_thread)
 
 
 def free_port() -> int:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from gateway.config import Config
-from gateway.model import Action, Envelope, Route
+from gateway.model import Action, Decision, Envelope, Route
 from gateway.pipeline import Pipeline
 from gateway.pipeline_types import RelayError
 from gateway.state import EventKind
@@ -33,7 +35,9 @@ class Rig:
             queue_id="Q1", mail_from=mail_from, rcpt_tos=rcpts, peer="127.0.0.1", helo="helpdesk", account="helpdesk"
         )
         route = self.policy.route(list(rcpts))
-        return str(await self.pipeline.run(envelope, route, raw))
+        reply = str(await self.pipeline.run(envelope, route, raw))
+        await self.pipeline.drain()  # decision-log writes may still be queued behind the reply
+        return reply
 
 
 @pytest.fixture
@@ -217,3 +221,46 @@ async def test_decision_log_failure_after_relay_keeps_250(rig: Rig) -> None:
         reply = await rig.run(message())
     assert reply.startswith("250 ")
     assert any(e["event"] == "decision_record_failed" for e in logs)
+
+
+class SlowStore(FakeStore):
+    """record_decision blocks until released, like an fsync on a busy disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def record_decision(self, decision: Decision) -> None:
+        self.release.wait(10)
+        super().record_decision(decision)
+
+
+async def test_decision_log_write_does_not_delay_the_reply() -> None:
+    """Without state events the reply does not wait for the decision-log commit; drain() does."""
+    rig = Rig()
+    rig.store = SlowStore()
+    rig.pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, rig.store, rig.config)
+    envelope = Envelope(queue_id="Q9", mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
+    reply = await asyncio.wait_for(rig.pipeline.run(envelope, rig.policy.route([BUYER]), message()), 5)
+    assert reply.code == 250
+    assert rig.store.decisions == []  # still queued
+    rig.store.release.set()
+    await rig.pipeline.drain()
+    assert [d.queue_id for d in rig.store.decisions] == ["Q9"]
+    rig.pipeline.close()
+
+
+async def test_state_events_are_committed_before_the_reply() -> None:
+    """With state events (a later message's policy reads them) the reply waits for the commit."""
+    rig = Rig()
+    store = SlowStore()
+    rig.pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, store, rig.config)
+    envelope = Envelope(queue_id="Q8", mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
+    task = asyncio.create_task(rig.pipeline.run(envelope, rig.policy.route([BUYER]), message(f"order {ORDER}")))
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    store.release.set()
+    reply = await asyncio.wait_for(task, 5)
+    assert reply.code == 250
+    assert [e.key for e in store.events] == [ORDER]
+    rig.pipeline.close()
