@@ -36,7 +36,7 @@ import structlog
 from gateway.config import Config
 from gateway.serve.capture import start_capture
 from gateway.serve.worker import WorkerSpec, worker_main
-from gateway.smtp.server import bind_socket
+from gateway.smtp.listener import bind_socket
 
 log = structlog.get_logger("gateway.serve")
 

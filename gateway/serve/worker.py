@@ -25,7 +25,7 @@ from gateway.pipeline import Pipeline
 from gateway.policy.holder import PolicyHolder
 from gateway.smtp.auth import AccountDirectory
 from gateway.smtp.handler import GatewayHandler
-from gateway.smtp.server import SmtpServer, bind_socket
+from gateway.smtp.listener import SmtpServer, bind_socket
 from gateway.store import SqlStore, open_store
 from gateway.upstream.pool import UpstreamPool
 

@@ -30,7 +30,7 @@ from gateway.config import Config, parse_config
 from gateway.pipeline import Pipeline
 from gateway.smtp.auth import AccountDirectory
 from gateway.smtp.handler import GatewayHandler
-from gateway.smtp.server import SmtpServer, bind_socket
+from gateway.smtp.listener import SmtpServer, bind_socket
 from gateway.upstream.pool import UpstreamPool
 from tests.support.fakes import FakeParser, FakePolicy, FakeStore
 
