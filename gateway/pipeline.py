@@ -29,6 +29,7 @@ policy decided, the decision carries an empty PASS verdict and the outcome
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -95,7 +96,7 @@ class Pipeline:
         # time anyway, and writers queued here cost nothing, while writers racing
         # for its lock in many threads burn CPU on retries and the GIL.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self._pending: set[asyncio.Future[None]] = set()
+        self._pending: set[concurrent.futures.Future[None]] = set()
         self._closed = False
 
     def close(self) -> None:
@@ -298,11 +299,13 @@ class Pipeline:
             except Exception:
                 log.exception("decision_record_failed", queue_id=queue_id, outcome=outcome)
 
-        future = asyncio.get_running_loop().run_in_executor(self._writer, contextvars.copy_context().run, write)
         if not events and len(self._pending) < MAX_PENDING_WRITES:
-            self._pending.add(future)
-            future.add_done_callback(self._pending.discard)
+            # Fire and forget, without a wake-up of the event loop when it is done.
+            pending = self._writer.submit(contextvars.copy_context().run, write)
+            self._pending.add(pending)
+            pending.add_done_callback(self._pending.discard)
             return
+        future = asyncio.get_running_loop().run_in_executor(self._writer, contextvars.copy_context().run, write)
         try:
             async with asyncio.timeout(RECORD_TIMEOUT):
                 await asyncio.shield(future)

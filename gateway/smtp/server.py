@@ -87,6 +87,7 @@ class GatewaySMTP(SMTP):
         self._processing = False
         self._draining = False
         self._plain_replies = False
+        self._ehlo_lines: list[bytes] | None = None
         self._auth_failures = 0
         for name, method in list(self._smtp_methods.items()):
             self._smtp_methods[name] = self._guarded(name, method)
@@ -175,7 +176,10 @@ class GatewaySMTP(SMTP):
 
     async def push(self, status: AnyStr) -> None:
         """Send a reply, adding an enhanced status code where aiosmtpd left it out."""
-        if isinstance(status, str) and not self._plain_replies:
+        if self._ehlo_lines is not None and isinstance(status, str):
+            # aiosmtpd pushes (and flushes) each EHLO line on its own; send them as one write.
+            self._ehlo_lines.append(status.encode("ascii") + b"\r\n")
+        elif isinstance(status, str) and not self._plain_replies:
             await super().push(with_enhanced_code(status))
         else:
             await super().push(status)
@@ -236,12 +240,14 @@ class GatewaySMTP(SMTP):
     # --- EHLO/HELO: replies without enhanced codes (RFC 2034 exempts them) ---------
 
     async def smtp_EHLO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
-        """EHLO, whose reply lines carry no enhanced codes."""
-        self._plain_replies = True
+        """EHLO, whose reply lines carry no enhanced codes, sent in one write."""
+        self._ehlo_lines = []
         try:
             await super().smtp_EHLO(hostname)
         finally:
-            self._plain_replies = False
+            lines, self._ehlo_lines = self._ehlo_lines, None
+        if lines:
+            await super().push(b"".join(lines)[:-2])
 
     async def smtp_HELO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
         """HELO, whose reply carries no enhanced code."""
