@@ -21,7 +21,8 @@ Every message yields exactly one :class:`~gateway.model.Decision`: written to th
 store's decision log (the quarantine writes it in its own transaction) and
 logged as one ``message_decided`` event. Store writes go through one writer
 thread; a decision-log write that nothing depends on is queued behind the reply
-rather than delaying it (see :meth:`Pipeline._record_quietly`). When processing fails before the
+rather than delaying it (see :meth:`Pipeline._record_quietly`); state events
+still queued are merged into what this worker's next messages read. When processing fails before the
 policy decided, the decision carries an empty PASS verdict and the outcome
 ``failed``; ``outcome`` is what happened.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +50,7 @@ from gateway.pipeline_types import Parser, Policy, Relay, RelayError, Store
 from gateway.smtp import replies
 from gateway.smtp.replies import Reply
 from gateway.smtp.trace import received_header
-from gateway.state import StateEvent, delivery_events
+from gateway.state import MemoryState, StateEvent, delivery_events
 from gateway.upstream.dsn import build_dsn
 
 log = structlog.get_logger("gateway.pipeline")
@@ -59,6 +61,10 @@ T = TypeVar("T")
 RECORD_TIMEOUT = 30.0
 #: Decision-log writes allowed to queue behind the reply before the pipeline waits for them.
 MAX_PENDING_WRITES = 200
+
+
+def _event_key(event: StateEvent) -> tuple[str, str, str]:
+    return (event.kind.value, event.key, event.queue_id)
 
 
 class _Stages:
@@ -97,6 +103,9 @@ class Pipeline:
         # for its lock in many threads burn CPU on retries and the GIL.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._pending: set[concurrent.futures.Future[None]] = set()
+        # State events queued for the store but not committed yet, by (kind, key, queue id).
+        self._unwritten: dict[tuple[str, str, str], StateEvent] = {}
+        self._unwritten_lock = threading.Lock()
         self._closed = False
 
     def close(self) -> None:
@@ -153,18 +162,22 @@ class Pipeline:
         policy = self._policy()  # once per message: policies hot-reload
         order_ids = list(dict.fromkeys(o.value for o in parsed.order_ids))
 
+        submitted = time.perf_counter()
+
         def decide() -> Verdict:
             # One thread hop for both: the state read is blocking I/O, and evaluation is
             # pure CPU work that must not stall every other session on a hard message.
             started = time.perf_counter()
-            state = self._store.load_state(order_ids, route.buyer)
+            # Time spent waiting for a free thread: a sign of a saturated worker.
+            stages.durations["queued"] = round((started - submitted) * 1000, 3)
+            state = self._with_unwritten(self._store.load_state(order_ids, route.buyer), order_ids, route.buyer)
             loaded = time.perf_counter()
             stages.durations["state"] = round((loaded - started) * 1000, 3)
             verdict = policy.evaluate(parsed, route, state)
             stages.durations["evaluate"] = round((time.perf_counter() - loaded) * 1000, 3)
             return verdict
 
-        verdict = await asyncio.to_thread(decide)
+        verdict = await stages.run("decide", asyncio.to_thread(decide))
         data = received_header(envelope, self._config.server.hostname) + raw
 
         if verdict.action is Action.REJECT:
@@ -284,12 +297,17 @@ class Pipeline:
         """Write the decision (and state events) after the reply is settled; failures are only logged.
 
         The decision log is an audit record, not the message: its commit (an fsync on
-        SQLite) need not delay the reply. It is queued to the writer thread and the
-        pipeline moves on, unless there are state events (a later message's policy
-        reads them, so they are committed first) or the queue is already
-        ``MAX_PENDING_WRITES`` long (backpressure instead of unbounded memory).
+        SQLite) need not delay the reply. The write is queued to the writer thread and
+        the pipeline moves on; only when ``MAX_PENDING_WRITES`` writes are already
+        queued does it wait (backpressure instead of unbounded memory). State events
+        not yet committed stay visible to this worker's next messages through
+        :meth:`_with_unwritten`, so a second review request for an order is caught
+        even while the first one's event is still queued.
         """
         queue_id, outcome = decision.queue_id, decision.outcome
+        keys = [_event_key(e) for e in events]
+        with self._unwritten_lock:
+            self._unwritten.update(zip(keys, events, strict=True))
 
         def write() -> None:
             try:
@@ -298,8 +316,12 @@ class Pipeline:
                     self._store.record_events(events)
             except Exception:
                 log.exception("decision_record_failed", queue_id=queue_id, outcome=outcome)
+            finally:
+                with self._unwritten_lock:
+                    for key in keys:
+                        self._unwritten.pop(key, None)
 
-        if not events and len(self._pending) < MAX_PENDING_WRITES:
+        if len(self._pending) < MAX_PENDING_WRITES:
             # Fire and forget, without a wake-up of the event loop when it is done.
             pending = self._writer.submit(contextvars.copy_context().run, write)
             self._pending.add(pending)
@@ -311,6 +333,15 @@ class Pipeline:
                 await asyncio.shield(future)
         except TimeoutError:
             log.error("decision_record_failed", queue_id=queue_id, outcome=outcome, error="store write timed out")
+
+    def _with_unwritten(self, state: MemoryState, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
+        """``state`` plus this worker's state events that are still queued for the store."""
+        with self._unwritten_lock:
+            queued = [e for e in self._unwritten.values() if e.key in order_ids or e.key == buyer]
+        if queued:
+            present = {_event_key(e) for e in state.events}
+            state.record(e for e in queued if _event_key(e) not in present)
+        return state
 
     async def drain(self) -> None:
         """Wait until every queued store write is done (tests, and before closing)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -250,17 +251,27 @@ async def test_decision_log_write_does_not_delay_the_reply() -> None:
     rig.pipeline.close()
 
 
-async def test_state_events_are_committed_before_the_reply() -> None:
-    """With state events (a later message's policy reads them) the reply waits for the commit."""
+async def test_queued_state_events_are_seen_by_the_next_message() -> None:
+    """State events still queued for a slow store are merged into the next message's state."""
     rig = Rig()
     store = SlowStore()
-    rig.pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, store, rig.config)
-    envelope = Envelope(queue_id="Q8", mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
-    task = asyncio.create_task(rig.pipeline.run(envelope, rig.policy.route([BUYER]), message(f"order {ORDER}")))
-    await asyncio.sleep(0.3)
-    assert not task.done()
+    seen: list[int] = []
+
+    class Counting(FakePolicy):
+        def evaluate(self, parsed: Any, route: Route, state: Any) -> Any:
+            seen.append(state.proactive_count(BUYER.lower(), datetime(2000, 1, 1, tzinfo=UTC)))
+            return super().evaluate(parsed, route, state)
+
+    policy = Counting()
+    pipeline = Pipeline(rig.parser, lambda: policy, rig.relay, store, rig.config)
+    route = policy.route([BUYER])
+    for number in (1, 2):
+        envelope = Envelope(queue_id=f"P{number}", mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
+        reply = await asyncio.wait_for(pipeline.run(envelope, route, message("[proactive] hello")), 5)
+        assert reply.code == 250  # neither reply waited for the blocked store
+    assert seen == [0, 1]  # the second message saw the first one's queued PROACTIVE event
+    assert store.events == []
     store.release.set()
-    reply = await asyncio.wait_for(task, 5)
-    assert reply.code == 250
-    assert [e.key for e in store.events] == [ORDER]
-    rig.pipeline.close()
+    await pipeline.drain()
+    assert sorted(e.queue_id for e in store.events) == ["P1", "P2"]
+    pipeline.close()
