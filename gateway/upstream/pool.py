@@ -2,16 +2,18 @@
 
 :class:`UpstreamPool` implements the :class:`~gateway.pipeline_types.Relay`
 seam. Each upstream keeps up to ``pool_size`` connections; a message takes an
-idle one (probing it with ``RSET`` first, like Postfix's connection cache) or
-opens a new one, runs ``MAIL``/``RCPT``/``DATA`` and gives it back. Connections
-are recycled after ``max_messages_per_connection`` messages or ``idle_timeout``
+idle one or opens a new one, runs ``MAIL``/``RCPT``/``DATA``, and after the
+reply the connection is reset with ``RSET`` in the background and given back
+(so the RSET round trip is never in front of a message). Connections are
+recycled after ``max_messages_per_connection`` messages or ``idle_timeout``
 seconds idle, and dropped on any error so the next message starts clean.
 
 Failure mapping (the pipeline turns it into the SMTP reply):
 
 - cannot connect, TLS or AUTH to the upstream fails, timeout, connection lost:
-  ``RelayError(451, ...)``; only a stale pooled connection (the ``RSET`` probe
-  fails) is retried, on a fresh one, since nothing was sent yet;
+  ``RelayError(451, ...)``; only a pooled connection found closed at ``MAIL``
+  (the next hop dropped it while idle) is retried, on a fresh one, since nothing
+  was sent yet;
 - the upstream answers 4xx/5xx to ``MAIL``/``DATA``, or refuses every recipient:
   ``RelayError`` with its own code;
 - some recipients refused, others accepted: :class:`RelayResult` lists the
@@ -56,10 +58,12 @@ class _HostPool:
     slots: asyncio.Semaphore
     idle: list[_Connection] = field(default_factory=list)
     reaper: asyncio.TimerHandle | None = None
+    recycling: int = 0  # connections being reset in the background
+    returned: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
 class _StaleError(Exception):
-    """A pooled connection failed its RSET probe: retry on a fresh one."""
+    """A pooled connection turned out dead at MAIL: nothing was sent, retry on a fresh one."""
 
 
 class UpstreamPool:
@@ -70,6 +74,7 @@ class UpstreamPool:
         self._pools: dict[str, _HostPool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._recycling: set[asyncio.Task[None]] = set()
 
     async def relay(self, upstream: str, mail_from: str, rcpt_tos: Sequence[str], data: bytes) -> RelayResult:
         """Send ``data`` from ``mail_from`` to ``rcpt_tos`` through ``upstream``.
@@ -79,22 +84,23 @@ class UpstreamPool:
             KeyError: ``upstream`` is not configured (a programming error).
         """
         pool = self._pool(upstream)
-        async with pool.slots:
-            conn = self._take_idle(pool)
-            if conn is not None:
-                try:
-                    await self._probe(pool, conn)
-                except _StaleError:
-                    conn = None
-            if conn is None:
-                conn = await self._connect(pool)
+        await pool.slots.acquire()
+        handed_over = False  # the slot now belongs to the background RSET
+        try:
+            conn = self._take_idle(pool) or await self._await_recycled(pool) or await self._connect(pool)
             try:
-                result = await self._transaction(pool, conn, mail_from, rcpt_tos, data)
+                try:
+                    result = await self._transaction(pool, conn, mail_from, rcpt_tos, data)
+                except _StaleError:
+                    conn.smtp.close()
+                    log.info("upstream_connection_stale", upstream=pool.name, messages=conn.messages)
+                    conn = await self._connect(pool)
+                    result = await self._transaction(pool, conn, mail_from, rcpt_tos, data)
             except RelayError as exc:
                 # After a refusal the session is still in sync (aiosmtplib raised on a
-                # clean reply); 421 and lost connections are not.
-                if exc.code != 421 and conn.smtp.is_connected and await self._reset(conn):
-                    self._give_back(pool, conn)
+                # clean reply); after a 421 or a lost connection it is not.
+                if exc.code != 421 and conn.smtp.is_connected:
+                    handed_over = self._recycle(pool, conn)
                 else:
                     conn.smtp.close()
                 raise
@@ -103,13 +109,18 @@ class UpstreamPool:
                 conn.smtp.close()
                 raise
             conn.messages += 1
-            self._give_back(pool, conn)
+            handed_over = self._recycle(pool, conn)
             return result
+        finally:
+            if not handed_over:
+                pool.slots.release()
 
     async def close(self) -> None:
         """Quit every idle connection; busy ones close when their message is done."""
         self._adopt_loop()
         self._closed = True
+        if self._recycling:
+            await asyncio.gather(*self._recycling, return_exceptions=True)
         pools, self._pools = self._pools, {}
         for pool in pools.values():
             if pool.reaper is not None:
@@ -225,12 +236,44 @@ class UpstreamPool:
         now = time.monotonic()
         return _Connection(smtp=smtp, created=now, last_used=now)
 
-    async def _probe(self, pool: _HostPool, conn: _Connection) -> None:
-        """RSET a pooled connection before reuse; a dead one is dropped, nothing was sent."""
-        if not await self._reset(conn):
-            conn.smtp.close()
-            log.info("upstream_connection_stale", upstream=pool.name, messages=conn.messages)
-            raise _StaleError
+    def _recycle(self, pool: _HostPool, conn: _Connection) -> bool:
+        """RSET ``conn`` in the background, then return it (and its slot) to the pool.
+
+        The RSET round trip (RSET between messages, like Postfix's connection cache)
+        happens after the reply is on its way, not in front of the next message.
+        Returns whether the slot was handed to the background task.
+        """
+        if self._closed or conn.messages >= pool.config.max_messages_per_connection:
+            self._retire(conn)
+            return False
+        pool.recycling += 1  # now, not when the task starts: the next message must see it
+        task = asyncio.get_running_loop().create_task(self._reset_then_give_back(pool, conn))
+        self._recycling.add(task)
+        task.add_done_callback(self._recycling.discard)
+        return True
+
+    async def _reset_then_give_back(self, pool: _HostPool, conn: _Connection) -> None:
+        try:
+            if await self._reset(conn):
+                self._give_back(pool, conn)
+            else:
+                conn.smtp.close()
+        finally:
+            pool.recycling -= 1
+            pool.slots.release()
+            async with pool.returned:
+                pool.returned.notify_all()
+
+    async def _await_recycled(self, pool: _HostPool) -> _Connection | None:
+        """A connection being reset is a round trip away; a new one is several: wait for it."""
+        if not pool.recycling:
+            return None
+        try:
+            async with asyncio.timeout(pool.config.timeout), pool.returned:
+                await pool.returned.wait_for(lambda: bool(pool.idle) or not pool.recycling)
+        except TimeoutError:
+            return None
+        return self._take_idle(pool)
 
     @staticmethod
     async def _reset(conn: _Connection) -> bool:
@@ -274,6 +317,12 @@ class UpstreamPool:
         except aiosmtplib.SMTPResponseException as exc:
             log.warning("upstream_refused", upstream=pool.name, stage=stage, code=exc.code, error=exc.message)
             raise RelayError(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if stage == "mail" and conn.messages > 0:
+                # A reused connection the next hop closed while it was idle.
+                raise _StaleError from exc
+            log.error("upstream_failed", upstream=pool.name, host=pool.config.host, stage=stage, error=str(exc))
+            raise RelayError(451, f"next hop {pool.name} failed during {stage.upper()}: {_describe(exc)}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             log.error("upstream_failed", upstream=pool.name, host=pool.config.host, stage=stage, error=str(exc))
             raise RelayError(451, f"next hop {pool.name} failed during {stage.upper()}: {_describe(exc)}") from exc
