@@ -57,16 +57,6 @@ class GatewayHandler:
         self._pipeline = pipeline
         self._pseudonyms = Pseudonymizer(config.logging)
 
-    async def handle_EHLO(  # noqa: N802 (aiosmtpd hook name)
-        self, server: Any, session: GatewaySession, envelope: GatewayEnvelope, hostname: str, responses: list[str]
-    ) -> list[str]:
-        """Advertise PIPELINING (enforced by the server) and ENHANCEDSTATUSCODES."""
-        session.host_name = hostname
-        structlog.contextvars.unbind_contextvars("queue_id")  # EHLO resets any transaction
-        extensions = [r for r in responses[1:-1] if r != "250-AUTH "]  # no empty AUTH line
-        extensions += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
-        return [responses[0], *extensions, responses[-1]]
-
     async def handle_MAIL(  # noqa: N802 (aiosmtpd hook name)
         self, server: Any, session: GatewaySession, envelope: GatewayEnvelope, address: str, options: list[str]
     ) -> str:

@@ -240,14 +240,25 @@ class GatewaySMTP(SMTP):
     # --- EHLO/HELO: replies without enhanced codes (RFC 2034 exempts them) ---------
 
     async def smtp_EHLO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
-        """EHLO, whose reply lines carry no enhanced codes, sent in one write."""
+        """EHLO, adding PIPELINING (enforced here) and ENHANCEDSTATUSCODES, sent in one write.
+
+        Done here rather than in a handler ``handle_EHLO`` hook: aiosmtpd inspects that
+        hook's signature on every connection, which costs more than the rest of EHLO.
+        """
         self._ehlo_lines = []
         try:
             await super().smtp_EHLO(hostname)
         finally:
             lines, self._ehlo_lines = self._ehlo_lines, None
-        if lines:
-            await super().push(b"".join(lines)[:-2])
+        if len(lines) < 2:
+            # A one-line reply is an error (501 without a hostname).
+            if lines:
+                await self.push(lines[0][:-2].decode("ascii"))
+            return
+        structlog.contextvars.unbind_contextvars("queue_id")  # EHLO resets any transaction
+        extensions = [line for line in lines[1:-1] if line != b"250-AUTH \r\n"]  # no empty AUTH line
+        extensions += [b"250-PIPELINING\r\n", b"250-ENHANCEDSTATUSCODES\r\n"]
+        await super().push(b"".join([lines[0], *extensions, lines[-1]])[:-2])
 
     async def smtp_HELO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
         """HELO, whose reply carries no enhanced code."""
