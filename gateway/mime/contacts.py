@@ -32,7 +32,12 @@ CYRILLIC_REGIONS = ("RU", "UA", "BY", *REGIONS[:-4], "US")
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])")
 _AT_BRACKETED = r"\s*[\[\(\{<]\s*(?:at|@|ät|a|malpa|małpa|собака|sobaka|klammeraffe)\s*[\]\)\}>]\s*"
 _AT_SPACED = r"\s+@\s*|\s*@\s+"
-_AT_WORD = r"\s+at\s+"
+# "at" written as a word, in the supported languages' own names for "@" ("apoio arroba
+# loja ponto pt", "zakaz собака shop точка lv", "kundtjanst snabel-a shop punkt se").
+_AT_WORD = (
+    r"\s+(?:at|arroba|arobase|chiocciola|snabel-?a|malpa|małpa|apenstaartje|aapje|klammeraffe"
+    r"|et\s+isareti|et\s+işareti|собака|собачка|равлик|сабачка)\s+"
+)
 _DOMAIN_SEP = rf"(?:{_BRACKETED_DOT}|{_WORD_DOT}|\.)"
 _OBF_EMAIL = re.compile(
     rf"(?<![\w.+-])([\w.+-]{{1,64}})({_AT_BRACKETED}|{_AT_SPACED}|{_AT_WORD})((?:{_LABEL}{_DOMAIN_SEP}){{1,4}}{_LABEL})(?![\w@])",

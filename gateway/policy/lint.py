@@ -66,6 +66,8 @@ def rule_concepts(rule: RuleSpec) -> set[str]:
             concepts.update(group.any)
             for nearby in [*group.unless_before, *group.unless_after]:
                 concepts.update(nearby.concepts)
+            if group.requires_before is not None:
+                concepts.update(group.requires_before.concepts)
         concepts.update(match.unless)
     elif isinstance(match, ContactMatch):
         concepts.update(match.excused_by)

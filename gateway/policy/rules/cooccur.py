@@ -44,6 +44,9 @@ def _candidates(text: ScannedText, language: str, group: Group) -> list[Span]:
                 continue
             if any(_near(text, language, n, last + 1, min(size - 1, last + n.within)) for n in group.unless_after):
                 continue
+            needed = group.requires_before
+            if needed is not None and not _near(text, language, needed, max(0, first - needed.within), first - 1):
+                continue
             spans.append((first, last))
     return spans
 
