@@ -90,6 +90,15 @@ class ScannedText:
         common = self.hits.get(COMMON, {}).get(concept, []) if language != COMMON else []
         return own + common if common else own
 
+    def concept_spans_any(self, concept: str) -> list[tuple[int, int]]:
+        """Spans of ``concept`` in every language (for exceptions such as negation).
+
+        Matches need one language's words, but a negation cancels them whatever
+        its language: a loanword ("Bonus", "Feedback") matches the English
+        lexicon inside a German sentence whose "keinen" only German knows.
+        """
+        return [span for concepts in self.hits.values() for span in concepts.get(concept, ())]
+
     def token_at(self, offset: int) -> int:
         """Index of the token at or after an original-text offset."""
         folded = self.tokens.norm.from_original(offset)
