@@ -4,8 +4,8 @@ A match needs one span from each group, all within ``window`` tokens and (by
 default) in one sentence, none cancelled by its group's exceptions (a negation
 just before an offer: "we cannot offer anything for a review") and no
 ``unless`` concept in that sentence. It is tried language by language, so the
-finding names the language whose words matched; exceptions count in any
-language, so a loanword cannot slip past the sentence's own negation.
+finding names the language whose words matched; exceptions also count in the
+text's dominant language, so a loanword cannot slip past the text's own negation.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ _MAX_COMBINATIONS = 4096
 Span = tuple[int, int]
 
 
-def _near(text: ScannedText, nearby: Nearby, lo: int, hi: int) -> bool:
-    """Whether a span of ``nearby.concepts`` (any language) lies in ``[lo, hi]``, same sentence."""
+def _near(text: ScannedText, language: str, nearby: Nearby, lo: int, hi: int) -> bool:
+    """Whether a span of ``nearby.concepts`` lies in ``[lo, hi]`` in the same sentence."""
     sentences = text.tokens.sentences
     anchor = sentences[max(0, min(lo, len(sentences) - 1))]
     for concept in nearby.concepts:
-        for first, last in text.concept_spans_any(concept):
+        for first, last in text.exception_spans(language, concept):
             if last >= lo and first <= hi and sentences[first] == anchor:
                 return True
     return False
@@ -41,12 +41,12 @@ def _candidates(text: ScannedText, language: str, group: Group) -> list[Span]:
     size = len(text.tokens)
     for concept in group.any:
         for first, last in text.concept_spans(language, concept):
-            if any(_near(text, n, max(0, first - n.within), first - 1) for n in group.unless_before):
+            if any(_near(text, language, n, max(0, first - n.within), first - 1) for n in group.unless_before):
                 continue
-            if any(_near(text, n, last + 1, min(size - 1, last + n.within)) for n in group.unless_after):
+            if any(_near(text, language, n, last + 1, min(size - 1, last + n.within)) for n in group.unless_after):
                 continue
             needed = group.requires_before
-            if needed is not None and not _near(text, needed, max(0, first - needed.within), first - 1):
+            if needed is not None and not _near(text, language, needed, max(0, first - needed.within), first - 1):
                 continue
             spans.append((first, last))
     return spans
@@ -75,19 +75,19 @@ def find_cooccurrence(match: CooccurMatch, text: ScannedText, language: str) -> 
             # phrase ("until you answer") does not use it up by itself.
             if max(s[0] for s in combination) - lo > match.window:
                 continue
-            if match.unless and _sentence_has(text, match.unless, lo, hi, match.sentence):
+            if match.unless and _sentence_has(text, language, match.unless, lo, hi, match.sentence):
                 continue
             return lo, hi
     return None
 
 
-def _sentence_has(text: ScannedText, concepts: list[str], lo: int, hi: int, sentence: bool) -> bool:
+def _sentence_has(text: ScannedText, language: str, concepts: list[str], lo: int, hi: int, sentence: bool) -> bool:
     if sentence:
         start, _ = text.tokens.sentence_bounds(lo)
         _, end = text.tokens.sentence_bounds(hi)
     else:
         start, end = 0, len(text.tokens) - 1
-    return any(first <= end and last >= start for c in concepts for first, last in text.concept_spans_any(c))
+    return any(first <= end and last >= start for c in concepts for first, last in text.exception_spans(language, c))
 
 
 @dataclass(frozen=True, slots=True)
