@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import regex
 
 from gateway.mime.normalize import normalize
-from gateway.policy.tokens import Tokens, leet_variants
+from gateway.policy.tokens import Tokens, leet_variants, trimmed_variants
 
 #: Language code of concepts shared by every language (digits, symbols, brands).
 COMMON = "*"
@@ -240,6 +240,8 @@ class TermIndex:
             found = memo.get(word)
             if found is None:
                 found = self.first_matches(word)
+            if tokens.joined and index in tokens.joined:
+                found = tuple(sorted({*found, *(t for v in trimmed_variants(word) for t in self.first_matches(v))}))
             for term_id in found:
                 term = self.terms[term_id]
                 if len(term.pieces) == 1:

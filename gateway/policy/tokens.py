@@ -45,6 +45,7 @@ class Tokens:
         words: token strings (normalised).
         starts, ends: offsets of each token in ``norm.text``.
         sentences: sentence number of each token.
+        joined: indices of tokens made by joining letter-spaced words.
     """
 
     norm: Normalized
@@ -52,6 +53,7 @@ class Tokens:
     starts: tuple[int, ...]
     ends: tuple[int, ...]
     sentences: tuple[int, ...]
+    joined: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return len(self.words)
@@ -116,7 +118,32 @@ def tokenize(norm: Normalized) -> Tokens:
     breaks = _sentence_breaks(norm) if words else []
     # A token's sentence number is how many sentence starts lie at or before it.
     sentences = [bisect.bisect_right(breaks, start) for start in starts]
-    return Tokens(norm, tuple(words), tuple(starts), tuple(ends), tuple(sentences))
+    joined = frozenset(
+        i for a, b in norm.joined for i in range(bisect.bisect_left(ends, a + 1), bisect.bisect_left(starts, b))
+    )
+    return Tokens(norm, tuple(words), tuple(starts), tuple(ends), tuple(sentences), joined)
+
+
+# One-letter words of the supported languages (articles, conjunctions,
+# prepositions): letter spacing joins them into the spaced word next to them.
+_ONE_LETTER_WORDS = frozenset("aeiouywzksvавиkосуяізжй")
+
+
+def trimmed_variants(word: str) -> tuple[str, ...]:
+    """A letter-spaced join without the one-letter word glued to either edge.
+
+    "r e m o v e r a sua" is joined as "removera": "remover" is the word.
+    """
+    out = []
+    lead = word[0] in _ONE_LETTER_WORDS
+    tail = word[-1] in _ONE_LETTER_WORDS
+    if lead and len(word) > 4:
+        out.append(word[1:])
+    if tail and len(word) > 4:
+        out.append(word[:-1])
+    if lead and tail and len(word) > 5:
+        out.append(word[1:-1])
+    return tuple(out)
 
 
 @lru_cache(maxsize=65536)
