@@ -86,10 +86,22 @@ def _starts_sentence(norm: Normalized, at: int) -> bool:
     return char.isupper() or char.isdigit() or char in _BULLETS
 
 
+def _continues(norm: Normalized, at: int) -> bool:
+    """Whether the text after a period at ``at`` goes on with a lower-case word or a digit.
+
+    "z. B. die", "2000 руб. за отзыв", "Nr. 5": an abbreviation, not a sentence end.
+    """
+    original = norm.original
+    index = norm.to_original(at)
+    while index < len(original) and original[index] in " \t":
+        index += 1
+    return index < len(original) and (original[index].islower() or original[index].isdigit())
+
+
 def _sentence_breaks(norm: Normalized) -> list[int]:
     """Offsets at which a new sentence starts."""
     text = norm.text
-    breaks = [m.end() for m in _SENTENCE_END.finditer(text)]
+    breaks = [m.end() for m in _SENTENCE_END.finditer(text) if not (m.group() == "." and _continues(norm, m.end()))]
     line_start = 0
     for line_end in _iter_newlines(text):
         if line_end - line_start < _SHORT_LINE and _starts_sentence(norm, line_end + 1):
