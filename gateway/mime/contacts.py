@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from gateway.mime.links import _BRACKETED_DOT, _LABEL, _WORD_DOT, decode_host, is_tld
+from gateway.mime.links import _BRACKETED_DOT, _LABEL, decode_host, is_tld
 from gateway.mime.types import ContactKind
 
 # Regions tried, in order, for numbers written without a country code: the
@@ -32,8 +32,16 @@ CYRILLIC_REGIONS = ("RU", "UA", "BY", *REGIONS[:-4], "US")
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])")
 _AT_BRACKETED = r"\s*[\[\(\{<]\s*(?:at|@|ät|a|malpa|małpa|собака|sobaka|klammeraffe)\s*[\]\)\}>]\s*"
 _AT_SPACED = r"\s+@\s*|\s*@\s+"
-_AT_WORD = r"\s+at\s+"
-_DOMAIN_SEP = rf"(?:{_BRACKETED_DOT}|{_WORD_DOT}|\.)"
+# "at" written as a word, in the supported languages' own names for "@" ("apoio arroba
+# loja ponto pt", "zakaz собака shop точка lv", "kundtjanst snabel-a shop punkt se").
+_AT_WORD = (
+    r"\s+(?:at|arroba|arobase|chiocciola|snabel-?a|malpa|małpa|apenstaartje|aapje|klammeraffe"
+    r"|et\s+isareti|et\s+işareti|собака|собачка|равлик|сабачка)\s+"
+)
+# "dot" as a word in the supported languages, inside an address only ("apoio arroba
+# loja ponto pt"); as a link it would turn "un punto de recogida" into un.de.
+_WORD_DOT_ANY = r"\s+(?:dot|punkt|point|punto|ponto|punt|nokta|kropka|точка|кропка|кропку)\s+"
+_DOMAIN_SEP = rf"(?:{_BRACKETED_DOT}|{_WORD_DOT_ANY}|\.)"
 _OBF_EMAIL = re.compile(
     rf"(?<![\w.+-])([\w.+-]{{1,64}})({_AT_BRACKETED}|{_AT_SPACED}|{_AT_WORD})((?:{_LABEL}{_DOMAIN_SEP}){{1,4}}{_LABEL})(?![\w@])",
     re.I,
@@ -129,7 +137,7 @@ def find_emails(text: str) -> list[FoundContact]:
             continue
         local, at_form, domain_written = match.group(1), match.group(2), match.group(3)
         word_at = re.fullmatch(_AT_WORD, at_form, re.I) is not None
-        word_dot = re.search(_WORD_DOT, domain_written, re.I) is not None
+        word_dot = re.search(_WORD_DOT_ANY, domain_written, re.I) is not None
         if word_at and not word_dot:
             continue  # "look at shop.de" is prose, "info at shop dot de" is an address
         if not word_at and not re.search(r"@|\w", at_form):

@@ -89,6 +89,9 @@ _BARE = re.compile(rf"(?<![\w@.+/-])((?:{_LABEL}\.)+{_LABEL})(?::\d{{1,5}})?{_PA
 # Obfuscated dots: bracketed ". / dot / punkt / point / punto / ponto / punt / nokta / точка / кропка",
 # the English word "dot" between spaces, and a dot surrounded by spaces.
 _BRACKETED_DOT = r"\s*[\[\(\{<]\s*(?:\.|dot|punkt|point|punto|ponto|punt|nokta|точка|кропка)\s*[\]\)\}>]\s*"
+# Only English "dot" makes a prose link: the other languages' words for it are
+# everyday words ("un punto de recogida", "point de retrait"). They count in an
+# e-mail address, where a word for "at" must come too (contacts.py).
 _WORD_DOT = r"\s+dot\s+"
 # A space *before* the dot: "shop . de", "shop .de" ("you. Regards" is punctuation).
 _SPACED_DOT = r"\s+\.\s*"

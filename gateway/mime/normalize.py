@@ -91,12 +91,15 @@ class Normalized:
 
     ``breaks`` is a sorted list of ``(folded_offset, original_offset)`` points;
     between two points the map is linear (one folded character per original
-    character). An empty list means the identity map.
+    character). An empty list means the identity map. ``joined`` lists the
+    folded spans made by joining letter-spaced words (a one-letter word next to
+    one, "r e v i e w a", is joined into it: matching may trim it off again).
     """
 
     text: str
     original: str
     breaks: tuple[tuple[int, int], ...] = ()
+    joined: tuple[tuple[int, int], ...] = ()
 
     def to_original(self, offset: int) -> int:
         """Map a folded offset to the corresponding original offset (clamped inside)."""
@@ -167,8 +170,8 @@ class _Builder:
         folded_at, orig = self.breaks[-1]
         return folded_at + (original_at - orig)
 
-    def result(self, original: str) -> Normalized:
-        return Normalized("".join(self.pieces), original, tuple(self.breaks))
+    def result(self, original: str, joined: tuple[tuple[int, int], ...] = ()) -> Normalized:
+        return Normalized("".join(self.pieces), original, tuple(self.breaks), joined)
 
 
 # --- step 1: characters ----------------------------------------------------
@@ -388,14 +391,17 @@ def _join_spaced(norm: Normalized) -> Normalized:
         return norm
     builder = _Builder()
     position = 0
+    joined: list[tuple[int, int]] = []
     for match in _SPACED.finditer(text):
         _copy(builder, norm, position, match.start())
+        start = builder.length
         for offset, char in enumerate(match.group()):
             if char.isalpha():
                 builder.add(char, norm.to_original(match.start() + offset), linear=False)
+        joined.append((start, builder.length))
         position = match.end()
     _copy(builder, norm, position, len(text))
-    return builder.result(norm.original)
+    return builder.result(norm.original, tuple(joined))
 
 
 def _copy(builder: _Builder, norm: Normalized, start: int, end: int) -> None:

@@ -273,22 +273,65 @@ def _nested_message(
     stack.append((inner, f"{path}", depth + 1, nesting + 1))
 
 
-def _filename(part: Message, walked: Walked) -> str:
-    try:
-        name = part.get_filename() or part.get_param("name", header="content-type") or ""
-    except Exception:
-        _add_defect(walked, "filename-unparsable")
-        return ""
+@dataclass(frozen=True, slots=True)
+class _PartHeaders:
+    """Content-Type and Content-Disposition parameters of one part, parsed once.
+
+    ``get_filename``, ``get_param`` and ``get_content_disposition`` each parse the
+    header again; for a small message those parses cost more than the rest.
+    ``None`` means the header is absent or not a structured (``policy.default``)
+    header, and the stdlib accessors are used instead.
+    """
+
+    content: dict[str, str] | None
+    disposition: dict[str, str] | None
+    disposition_type: str | None
+
+
+def _params(header: object) -> dict[str, str] | None:
+    params = getattr(header, "params", None)
+    if params is None:
+        return None
+    return {str(k).lower(): v for k, v in params.items() if isinstance(v, str)}
+
+
+def _part_headers(part: Message) -> _PartHeaders:
+    disposition = part.get("content-disposition")
+    kind = getattr(disposition, "content_disposition", None)
+    return _PartHeaders(
+        _params(part.get("content-type")), _params(disposition), kind.lower() if isinstance(kind, str) else None
+    )
+
+
+def _clean_name(name: object) -> str:
     if isinstance(name, tuple):  # an RFC 2231 triple the stdlib could not collapse
         name = email.utils.collapse_rfc2231_value(name)
     text, _ = fix_surrogates(str(name))
     return re.sub(r"[\x00-\x1f]", "", text).strip()[:255]
 
 
-def _leaf(walked: Walked, part: Message, path: str, ctype: str, depth: int, limits: ParserConfig) -> None:
-    filename = _filename(part, walked)
+def _filename(part: Message, walked: Walked, headers: _PartHeaders | None = None) -> str:
     try:
-        disposition = (part.get_content_disposition() or "").lower()
+        headers = headers or _part_headers(part)
+        if headers.disposition is not None or headers.content is not None:
+            name: object = (headers.disposition or {}).get("filename") or (headers.content or {}).get("name") or ""
+        else:
+            name = part.get_filename() or part.get_param("name", header="content-type") or ""
+    except Exception:
+        _add_defect(walked, "filename-unparsable")
+        return ""
+    return _clean_name(name)
+
+
+def _leaf(walked: Walked, part: Message, path: str, ctype: str, depth: int, limits: ParserConfig) -> None:
+    try:
+        headers = _part_headers(part)
+    except Exception:
+        headers = _PartHeaders(None, None, None)
+        _add_defect(walked, "content-headers-unparsable")
+    filename = _filename(part, walked, headers)
+    try:
+        disposition = headers.disposition_type or (part.get_content_disposition() or "").lower()
     except Exception:
         disposition = ""
     try:
@@ -300,7 +343,7 @@ def _leaf(walked: Walked, part: Message, path: str, ctype: str, depth: int, limi
         data = b""
     if ctype in BODY_TYPES and disposition != "attachment" and not filename:
         try:
-            charset = part.get_param("charset")
+            charset = headers.content.get("charset") if headers.content is not None else part.get_param("charset")
         except Exception:  # a Content-Type the stdlib cannot take apart
             charset = None
             _add_defect(walked, "charset-unparsable")

@@ -74,7 +74,7 @@ class Profile:
         return any(fnmatchcase(host, pattern.lower()) for pattern in self.spec.links.allowed_domains)
 
 
-@dataclass(slots=True)
+@dataclass
 class ScannedText:
     """One of the seller's texts with its tokens and concept hits."""
 
@@ -89,6 +89,29 @@ class ScannedText:
         own = self.hits.get(language, {}).get(concept, [])
         common = self.hits.get(COMMON, {}).get(concept, []) if language != COMMON else []
         return own + common if common else own
+
+    @cached_property
+    def dominant(self) -> str:
+        """The language with the most concept hits in this text (``*`` when none)."""
+        counts = {
+            language: sum(len(spans) for spans in concepts.values())
+            for language, concepts in self.hits.items()
+            if language != COMMON
+        }
+        return max(counts, key=lambda lang: counts[lang]) if counts else COMMON
+
+    def exception_spans(self, language: str, concept: str) -> list[tuple[int, int]]:
+        """Spans of an exception concept (a negation...) for a match in ``language``.
+
+        The text's dominant language counts too: a loanword ("Bonus", "Feedback")
+        matches the English lexicon inside a German sentence whose "keinen" only
+        German knows. Other languages do not: Italian "Non esiti a..." is a
+        request, whatever French "non" means.
+        """
+        spans = self.concept_spans(language, concept)
+        if self.dominant not in (language, COMMON):
+            spans = spans + self.hits.get(self.dominant, {}).get(concept, [])
+        return spans
 
     def token_at(self, offset: int) -> int:
         """Index of the token at or after an original-text offset."""

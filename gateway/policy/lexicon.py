@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import regex
 
 from gateway.mime.normalize import normalize
-from gateway.policy.tokens import Tokens, leet_variants
+from gateway.policy.tokens import Tokens, leet_variants, trimmed_variants
 
 #: Language code of concepts shared by every language (digits, symbols, brands).
 COMMON = "*"
@@ -207,18 +207,32 @@ class TermIndex:
         self._memo[word] = result
         return result
 
+    def _pair_terms(self, first: str, second: str, pair_firsts: frozenset[str]) -> list[int]:
+        """Phrase terms opening with this word pair, leetspeak readings included ("c0de promo")."""
+        found: list[int] = []
+        firsts = (first, *leet_variants(first))
+        seconds = (second, *leet_variants(second))
+        for a in firsts:
+            if a in pair_firsts:
+                for b in seconds:
+                    found.extend(self._pairs.get((a, b), ()))
+        return found
+
     def find(self, tokens: Tokens) -> tuple[ConceptHits, list[str]]:
         """Every concept hit in ``tokens``, by language; plus regex timeouts as defects."""
         hits: ConceptHits = {}
         words = tokens.words
         sentences = tokens.sentences
-        pairs = self._pairs
         pair_firsts = self._pair_firsts
         memo = self._memo
         last_index = len(words) - 1
         for index, word in enumerate(words):
-            if word in pair_firsts and index < last_index and sentences[index + 1] == sentences[index]:
-                for term_id in pairs.get((word, words[index + 1]), ()):
+            if (
+                index < last_index
+                and sentences[index + 1] == sentences[index]
+                and (word in pair_firsts or leet_variants(word))
+            ):
+                for term_id in self._pair_terms(word, words[index + 1], pair_firsts):
                     term = self.terms[term_id]
                     end = _match_rest(term.pieces, 2, tokens, index + 2, sentences[index])
                     if end is not None:
@@ -226,6 +240,8 @@ class TermIndex:
             found = memo.get(word)
             if found is None:
                 found = self.first_matches(word)
+            if tokens.joined and index in tokens.joined:
+                found = tuple(sorted({*found, *(t for v in trimmed_variants(word) for t in self.first_matches(v))}))
             for term_id in found:
                 term = self.terms[term_id]
                 if len(term.pieces) == 1:

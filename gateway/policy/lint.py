@@ -35,8 +35,10 @@ from gateway.policy.spec import (
 MIN_EXAMPLES = 3
 #: Time a pattern may take on adversarial input before it is called catastrophic.
 BACKTRACK_TIMEOUT = 0.2
-# A quantified group whose body is itself quantified: (a+)+, (\w*)*, (x+y?){2,}.
-_NESTED = re.compile(r"\((?:\?:)?[^()]*[+*}][^()]*\)[+*{]")
+# A group repeated without bound whose body is itself quantified: (a+)+, (\w*)*,
+# (x+y?){2,}. A bounded repeat ((\s+\w+){0,2}) cannot blow up exponentially, and
+# every pattern also runs against adversarial input under a timeout.
+_NESTED = re.compile(r"\((?:\?:)?[^()]*[+*}][^()]*\)(?:[+*]|\{\d*,\})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ def rule_concepts(rule: RuleSpec) -> set[str]:
             concepts.update(group.any)
             for nearby in [*group.unless_before, *group.unless_after]:
                 concepts.update(nearby.concepts)
+            if group.requires_before is not None:
+                concepts.update(group.requires_before.concepts)
         concepts.update(match.unless)
     elif isinstance(match, ContactMatch):
         concepts.update(match.excused_by)

@@ -95,11 +95,16 @@ class Nearby(_Spec):
 
 
 class Group(_Spec):
-    """One thing a co-occurrence needs: any of ``any`` concepts, minus its exceptions."""
+    """One thing a co-occurrence needs: any of ``any`` concepts, minus its exceptions.
+
+    ``requires_before`` keeps only spans preceded (within its window, same
+    sentence) by one of its concepts: "don't *leave*" needs the negation.
+    """
 
     any: Annotated[list[Concept], Field(min_length=1)]
     unless_before: list[Nearby] = []
     unless_after: list[Nearby] = []
+    requires_before: Nearby | None = None
 
     @field_validator("unless_before", "unless_after", mode="before")
     @classmethod

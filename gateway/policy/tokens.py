@@ -45,6 +45,7 @@ class Tokens:
         words: token strings (normalised).
         starts, ends: offsets of each token in ``norm.text``.
         sentences: sentence number of each token.
+        joined: indices of tokens made by joining letter-spaced words.
     """
 
     norm: Normalized
@@ -52,6 +53,7 @@ class Tokens:
     starts: tuple[int, ...]
     ends: tuple[int, ...]
     sentences: tuple[int, ...]
+    joined: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return len(self.words)
@@ -84,10 +86,22 @@ def _starts_sentence(norm: Normalized, at: int) -> bool:
     return char.isupper() or char.isdigit() or char in _BULLETS
 
 
+def _continues(norm: Normalized, at: int) -> bool:
+    """Whether the text after a period at ``at`` goes on with a lower-case word or a digit.
+
+    "z. B. die", "2000 руб. за отзыв", "Nr. 5": an abbreviation, not a sentence end.
+    """
+    original = norm.original
+    index = norm.to_original(at)
+    while index < len(original) and original[index] in " \t":
+        index += 1
+    return index < len(original) and (original[index].islower() or original[index].isdigit())
+
+
 def _sentence_breaks(norm: Normalized) -> list[int]:
     """Offsets at which a new sentence starts."""
     text = norm.text
-    breaks = [m.end() for m in _SENTENCE_END.finditer(text)]
+    breaks = [m.end() for m in _SENTENCE_END.finditer(text) if not (m.group() == "." and _continues(norm, m.end()))]
     line_start = 0
     for line_end in _iter_newlines(text):
         if line_end - line_start < _SHORT_LINE and _starts_sentence(norm, line_end + 1):
@@ -116,7 +130,32 @@ def tokenize(norm: Normalized) -> Tokens:
     breaks = _sentence_breaks(norm) if words else []
     # A token's sentence number is how many sentence starts lie at or before it.
     sentences = [bisect.bisect_right(breaks, start) for start in starts]
-    return Tokens(norm, tuple(words), tuple(starts), tuple(ends), tuple(sentences))
+    joined = frozenset(
+        i for a, b in norm.joined for i in range(bisect.bisect_left(ends, a + 1), bisect.bisect_left(starts, b))
+    )
+    return Tokens(norm, tuple(words), tuple(starts), tuple(ends), tuple(sentences), joined)
+
+
+# One-letter words of the supported languages (articles, conjunctions,
+# prepositions): letter spacing joins them into the spaced word next to them.
+_ONE_LETTER_WORDS = frozenset("aeiouywzksvавиkосуяізжй")
+
+
+def trimmed_variants(word: str) -> tuple[str, ...]:
+    """A letter-spaced join without the one-letter word glued to either edge.
+
+    "r e m o v e r a sua" is joined as "removera": "remover" is the word.
+    """
+    out = []
+    lead = word[0] in _ONE_LETTER_WORDS
+    tail = word[-1] in _ONE_LETTER_WORDS
+    if lead and len(word) > 4:
+        out.append(word[1:])
+    if tail and len(word) > 4:
+        out.append(word[:-1])
+    if lead and tail and len(word) > 5:
+        out.append(word[1:-1])
+    return tuple(out)
 
 
 @lru_cache(maxsize=65536)

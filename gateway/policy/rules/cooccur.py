@@ -4,7 +4,8 @@ A match needs one span from each group, all within ``window`` tokens and (by
 default) in one sentence, none cancelled by its group's exceptions (a negation
 just before an offer: "we cannot offer anything for a review") and no
 ``unless`` concept in that sentence. It is tried language by language, so the
-finding names the language whose words matched.
+finding names the language whose words matched; exceptions also count in the
+text's dominant language, so a loanword cannot slip past the text's own negation.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ _MAX_COMBINATIONS = 4096
 Span = tuple[int, int]
 
 
-def _near(text: ScannedText, language: str, nearby: Nearby, lo: int, hi: int) -> bool:
-    """Whether a span of ``nearby.concepts`` lies in ``[lo, hi]`` in the same sentence."""
+def _near(text: ScannedText, language: str, nearby: Nearby, anchor_token: int, lo: int, hi: int) -> bool:
+    """Whether a span of ``nearby.concepts`` lies in ``[lo, hi]`` in ``anchor_token``'s sentence."""
     sentences = text.tokens.sentences
-    anchor = sentences[max(0, min(lo, len(sentences) - 1))]
+    anchor = sentences[anchor_token]
     for concept in nearby.concepts:
-        for first, last in text.concept_spans(language, concept):
+        for first, last in text.exception_spans(language, concept):
             if last >= lo and first <= hi and sentences[first] == anchor:
                 return True
     return False
@@ -40,9 +41,16 @@ def _candidates(text: ScannedText, language: str, group: Group) -> list[Span]:
     size = len(text.tokens)
     for concept in group.any:
         for first, last in text.concept_spans(language, concept):
-            if any(_near(text, language, n, max(0, first - n.within), first - 1) for n in group.unless_before):
+            if any(_near(text, language, n, first, max(0, first - n.within), first - 1) for n in group.unless_before):
                 continue
-            if any(_near(text, language, n, last + 1, min(size - 1, last + n.within)) for n in group.unless_after):
+            if any(
+                _near(text, language, n, last, last + 1, min(size - 1, last + n.within)) for n in group.unless_after
+            ):
+                continue
+            needed = group.requires_before
+            if needed is not None and not _near(
+                text, language, needed, first, max(0, first - needed.within), first - 1
+            ):
                 continue
             spans.append((first, last))
     return spans
@@ -73,8 +81,35 @@ def find_cooccurrence(match: CooccurMatch, text: ScannedText, language: str) -> 
                 continue
             if match.unless and _sentence_has(text, language, match.unless, lo, hi, match.sentence):
                 continue
+            if not _leads_sentence(text, language, lo):
+                continue
             return lo, hi
     return None
+
+
+def _leads_sentence(text: ScannedText, language: str, token: int) -> bool:
+    """Whether ``language``'s words cover about as much of ``token``'s sentence as any other's.
+
+    Loanwords ("Feedback", "PayPal", "Bonus") match the English lexicon inside a
+    German sentence whose own words cover far more of it. One token of slack
+    keeps related languages (Spanish and Portuguese share many small words) and
+    stray hits ("para" is money in Turkish) from vetoing a real match.
+    """
+    if language == COMMON or len(text.hits) <= 2:
+        return True
+    start, end = text.tokens.sentence_bounds(token)
+    covered: dict[str, int] = {}
+    for other, concepts in text.hits.items():
+        if other != COMMON:
+            tokens = {
+                i
+                for spans in concepts.values()
+                for first, last in spans
+                for i in range(first, last + 1)
+                if start <= i <= end
+            }
+            covered[other] = len(tokens)
+    return covered.get(language, 0) + 1 >= max(covered.values(), default=0)
 
 
 def _sentence_has(text: ScannedText, language: str, concepts: list[str], lo: int, hi: int, sentence: bool) -> bool:
@@ -83,7 +118,7 @@ def _sentence_has(text: ScannedText, language: str, concepts: list[str], lo: int
         _, end = text.tokens.sentence_bounds(hi)
     else:
         start, end = 0, len(text.tokens) - 1
-    return any(first <= end and last >= start for c in concepts for first, last in text.concept_spans(language, c))
+    return any(first <= end and last >= start for c in concepts for first, last in text.exception_spans(language, c))
 
 
 @dataclass(frozen=True, slots=True)
