@@ -270,6 +270,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 # --- the measurements ------------------------------------------------------------------
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of ``pid`` and its live descendants (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_seconds(int(child)) for child in children)
+
+
 def smtp_source(port: int, messages: int, sessions: int, size: int) -> float:
     """Seconds smtp-source takes for ``messages`` (it aborts on any unexpected reply)."""
     started = time.perf_counter()
@@ -359,17 +370,20 @@ class Result:
     source_seconds: float
     source_rate: float
     fleet: dict[str, float]
+    cpu_ms: float  # the target's CPU time per message during the fleet run
 
 
-def measure(name: str, port: int, args: argparse.Namespace) -> Result:
-    fleet(port, min(200, args.messages), args.sessions, args.size)  # warm-up (imports, pools, JIT-free caches)
+def measure(name: str, port: int, args: argparse.Namespace, pid: int) -> Result:
+    fleet(port, min(200, args.messages), args.sessions, args.size)  # warm-up (imports, pools, caches)
     seconds = smtp_source(port, args.messages, args.sessions, args.size)
+    before = tree_cpu_seconds(pid)
     figures = fleet(port, args.latency_messages, args.sessions, args.size)
-    result = Result(name, seconds, args.messages / seconds, figures)
+    cpu_ms = (tree_cpu_seconds(pid) - before) / args.latency_messages * 1000
+    result = Result(name, seconds, args.messages / seconds, figures, cpu_ms)
     print(
         f"{name}: smtp-source {seconds:.2f} s ({result.source_rate:.0f} msg/s); fleet "
         f"{figures['msgs_per_s']:.0f} msg/s, DATA->250 p50 {figures['p50_ms']:.1f} ms, "
-        f"p95 {figures['p95_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms",
+        f"p95 {figures['p95_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, CPU {cpu_ms:.1f} ms/msg",
         flush=True,
     )
     return result
@@ -405,14 +419,14 @@ def machine() -> str:
 
 def report(results: list[Result], stages: dict[str, float], args: argparse.Namespace) -> str:
     rows = [
-        "| target | smtp-source: time for all | msg/s | fleet msg/s | DATA->250 p50 | p95 | p99 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| target | smtp-source: time for all | msg/s | fleet msg/s | DATA->250 p50 | p95 | p99 | CPU per message |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         f = r.fleet
         rows.append(
             f"| {r.name} | {r.source_seconds:.2f} s | {r.source_rate:.0f} | {f['msgs_per_s']:.0f} | "
-            f"{f['p50_ms']:.1f} ms | {f['p95_ms']:.1f} ms | {f['p99_ms']:.1f} ms |"
+            f"{f['p50_ms']:.1f} ms | {f['p95_ms']:.1f} ms | {f['p99_ms']:.1f} ms | {r.cpu_ms:.1f} ms |"
         )
     bare = next(r for r in results if r.name.startswith("bare"))
     gateway_one = next(r for r in results if r.name.startswith("gateway") and "1 worker" in r.name)
@@ -426,19 +440,23 @@ def report(results: list[Result], stages: dict[str, float], args: argparse.Names
             f"at the end, with `./dev bench load`: {args.messages} messages of {args.size} bytes from "
             f"{args.sessions} smtp-source sessions (one message per connection, a new recipient each), then "
             f"{args.latency_messages} messages from a Python fleet of {args.sessions} sessions timing DATA->250 "
-            "(from writing the final dot to reading the reply). Every target relays to the same smtp-sink.",
+            "(from writing the final dot to reading the reply). Every target relays to the same smtp-sink. "
+            "CPU per message is the target's own CPU time (all its processes) during the fleet run divided by "
+            "its messages: less sensitive than rates to what else the machine runs.",
             "",
             *rows,
             "",
             f"- With one worker the gateway is **{verdict}** the bare relay "
-            f"({gateway_one.source_rate:.0f} vs {bare.source_rate:.0f} msg/s). It parses every message, "
+            f"({gateway_one.source_rate:.0f} vs {bare.source_rate:.0f} msg/s; "
+            f"{gateway_one.cpu_ms:.1f} vs {bare.cpu_ms:.1f} ms of CPU per message). It parses every message, "
             "evaluates the (empty) policy, reads per-order state and writes a decision to SQLite, logs JSON, "
             "and keeps upstream connections open (the bare relay opens one per message).",
             f"- Median time per stage inside the one-worker gateway (its `message_decided` events): {stage_text}.",
             f"- The SMTP core alone (same server, handler, pipeline, upstream pool, policy and logging; a parser "
             f"that reads only the headers; no store) is **{core_verdict}** the bare relay "
-            f"({core_only.source_rate:.0f} vs {bare.source_rate:.0f} msg/s): the difference to the full gateway is "
-            "the parser and the store.",
+            f"({core_only.source_rate:.0f} vs {bare.source_rate:.0f} msg/s; {core_only.cpu_ms:.1f} vs "
+            f"{bare.cpu_ms:.1f} ms of CPU per message). The rest of the gateway's cost is the parser and the store: "
+            f"{gateway_one.cpu_ms - core_only.cpu_ms:.1f} ms of CPU per message.",
         ]
     )
 
@@ -485,10 +503,10 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="bench-load-"))
     sink, sink_port = start_sink()
     try:
-        results.append(measure("smtp-sink alone", sink_port, args))
+        results.append(measure("smtp-sink alone", sink_port, args, sink.pid))
         bare, port = start_bare_relay(sink_port)
         try:
-            results.append(measure("bare aiosmtpd relay, one aiosmtplib connection per message", port, args))
+            results.append(measure("bare aiosmtpd relay, one aiosmtplib connection per message", port, args, bare.pid))
         finally:
             stop(bare)
         empty_policy_override(directory)
@@ -496,14 +514,14 @@ def main() -> None:
             gateway, port, log = start_gateway(sink_port, workers, directory)
             try:
                 label = "worker" if workers == 1 else "workers"
-                results.append(measure(f"gateway, empty policy, {workers} {label}", port, args))
+                results.append(measure(f"gateway, empty policy, {workers} {label}", port, args, gateway.pid))
             finally:
                 stop(gateway)
             if workers == 1:
                 stages = stage_medians(log)
         core_proc, port = start_core(sink_port, directory)
         try:
-            results.append(measure(CORE_LABEL, port, args))
+            results.append(measure(CORE_LABEL, port, args, core_proc.pid))
         finally:
             stop(core_proc)
     finally:
