@@ -151,7 +151,16 @@ class Pipeline:
     # --- the stages --------------------------------------------------------------
 
     async def _process(self, envelope: Envelope, route: Route, raw: bytes, stages: _Stages) -> tuple[Reply, Decision]:
-        parsed = await stages.run("parse", self._parser.parse(raw))
+        policy = self._policy()  # once per message: policies hot-reload
+        needs = policy.needs(route.profile)
+        if needs.content:
+            parsed = await stages.run("parse", self._parser.parse(raw))
+        else:
+            # No active rule reads the content: the headers (for the From check
+            # and the reply/proactive signal) are all that is needed.
+            started = time.perf_counter()
+            parsed = self._parser.parse_headers(raw)
+            stages.durations["parse"] = round((time.perf_counter() - started) * 1000, 3)
         refusal = self._check_from_header(envelope, parsed)
         if refusal is not None:
             verdict = Verdict(action=Action.REJECT, profile=route.profile)
@@ -159,7 +168,6 @@ class Pipeline:
             await self._record_quietly(decision)
             return refusal[0], decision
 
-        policy = self._policy()  # once per message: policies hot-reload
         order_ids = list(dict.fromkeys(o.value for o in parsed.order_ids))
 
         submitted = time.perf_counter()
@@ -170,14 +178,24 @@ class Pipeline:
             started = time.perf_counter()
             # Time spent waiting for a free thread: a sign of a saturated worker.
             stages.durations["queued"] = round((started - submitted) * 1000, 3)
-            state = self._with_unwritten(self._store.load_state(order_ids, route.buyer), order_ids, route.buyer)
+            state = (
+                self._with_unwritten(self._store.load_state(order_ids, route.buyer), order_ids, route.buyer)
+                if needs.state
+                else MemoryState()
+            )
             loaded = time.perf_counter()
             stages.durations["state"] = round((loaded - started) * 1000, 3)
             verdict = policy.evaluate(parsed, route, state)
             stages.durations["evaluate"] = round((time.perf_counter() - loaded) * 1000, 3)
             return verdict
 
-        verdict = await stages.run("decide", asyncio.to_thread(decide))
+        if needs.content or needs.state:
+            verdict = await stages.run("decide", asyncio.to_thread(decide))
+        else:
+            # Nothing to read and nothing heavy to evaluate: no thread hop.
+            started = time.perf_counter()
+            verdict = policy.evaluate(parsed, route, MemoryState())
+            stages.durations["decide"] = round((time.perf_counter() - started) * 1000, 3)
         data = received_header(envelope, self._config.server.hostname) + raw
 
         if verdict.action is Action.REJECT:

@@ -23,6 +23,22 @@ class Parser(Protocol):
         """Parse ``raw`` (heavy extraction may run in a process pool)."""
         ...
 
+    def parse_headers(self, raw: bytes) -> ParsedMessage:
+        """Only the top-level headers (subject, addresses, threading); cheap and synchronous."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyNeeds:
+    """What evaluating a profile's active rules reads.
+
+    A profile whose rules read no content (or none at all) lets the pipeline
+    skip the full parse; one with no stateful rule lets it skip the state read.
+    """
+
+    content: bool = True
+    state: bool = True
+
 
 class Policy(Protocol):
     """The loaded policy: routing by recipient and the pure evaluation."""
@@ -33,6 +49,10 @@ class Policy(Protocol):
 
     def evaluate(self, parsed: ParsedMessage, route: Route, state: State) -> Verdict:
         """Decide ``parsed`` under ``route``'s profile; pure and deterministic."""
+        ...
+
+    def needs(self, profile: str) -> PolicyNeeds:
+        """What evaluating ``profile``'s active rules reads."""
         ...
 
 

@@ -38,7 +38,7 @@ from gateway.mime.types import (
     TextSource,
     Unscannable,
 )
-from gateway.mime.walk import AttachmentJob, Walked, walk
+from gateway.mime.walk import AttachmentJob, Walked, header_envelope, walk
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,35 @@ def parse_message(raw: bytes, limits: ParserConfig) -> ParsedMessage:
     except Exception as exc:  # the contract: a bug is a parse-error verdict, never an exception
         log.warning("message_parse_failed", error=type(exc).__name__)
         return failed(raw, f"internal error: {type(exc).__name__}")
+
+
+def parse_headers(raw: bytes) -> ParsedMessage:
+    """Only the top-level headers (subject, addresses, threading), for a policy that reads no content.
+
+    Cheap enough to run on the event loop (one header block, no MIME walk, no
+    text scans). Never raises.
+    """
+    defects: list[str] = []
+    try:
+        envelope = header_envelope(raw, defects)
+    except Exception as exc:  # the contract: never raise
+        log.warning("message_parse_failed", error=type(exc).__name__)
+        return failed(raw, f"internal error: {type(exc).__name__}")
+    return ParsedMessage(
+        subject=envelope.subject,
+        from_addr=envelope.from_addr,
+        to_addrs=envelope.to_addrs,
+        message_id=envelope.message_id,
+        in_reply_to=envelope.in_reply_to,
+        references=envelope.references,
+        date=envelope.date,
+        headers=envelope.headers,
+        is_reply=bool(envelope.reply_evidence),
+        reply_evidence=envelope.reply_evidence,
+        texts=(TextPart(envelope.subject, TextSource.SUBJECT),),
+        defects=tuple(defects),
+        size=len(raw),
+    )
 
 
 def failed(raw: bytes, detail: str, reason: str = "parse-error") -> ParsedMessage:
@@ -191,6 +220,10 @@ class MessageParser:
                 return failed(raw, "attachment pool closed")
             return await asyncio.to_thread(_assemble_safely, walked, results, raw)
         return await asyncio.to_thread(_inline, walked, raw, self._limits)
+
+    def parse_headers(self, raw: bytes) -> ParsedMessage:
+        """Only the top-level headers (see :func:`parse_headers`); synchronous and cheap."""
+        return parse_headers(raw)
 
     def close(self) -> None:
         """Stop the worker processes."""

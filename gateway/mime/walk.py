@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import email
+import email.parser
 import email.policy
 import re
 from dataclasses import dataclass, field
@@ -118,6 +119,12 @@ def _defect_name(defect: Any) -> str:
 def _add_defect(walked: Walked, defect: str) -> None:
     if defect not in walked.defects and len(walked.defects) < 200:
         walked.defects.append(defect)
+
+
+def header_envelope(raw: bytes, defects: list[str]) -> Envelope:
+    """The top-level header facts alone, without walking the MIME tree."""
+    header_block = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    return _envelope(header_block, defects)
 
 
 def _envelope(msg: Message, defects: list[str]) -> Envelope:

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from gateway.config import RouteConfig
 from gateway.mime.types import ParsedMessage
 from gateway.model import Action, Finding, Route, Signal, Verdict
+from gateway.pipeline_types import PolicyNeeds
 from gateway.policy.context import EvalContext, Profile
 from gateway.policy.lexicon import COMMON, Term, TermError, TermIndex, compile_term
 from gateway.policy.loader import PolicyError, PolicySpecs
 from gateway.policy.rules import Hit, Rule, build_rule
 from gateway.policy.rules.history import seller_order_ids
 from gateway.policy.rules.structure import language_of
-from gateway.policy.spec import RuleSpec
+from gateway.policy.spec import RuleSpec, StateMatch
 from gateway.state import State
 
 Clock = Callable[[], datetime]
@@ -105,6 +106,7 @@ class CompiledPolicy:
             )
             for profile_id, profile in self.profiles.items()
         }
+        self._needs = {profile_id: self._needs_of(active) for profile_id, active in self.active.items()}
 
     # --- routing -------------------------------------------------------
 
@@ -126,6 +128,17 @@ class CompiledPolicy:
             is_marketplace=profile.id != "default",
             max_message_size=profile.spec.max_message_size,
         )
+
+    def _needs_of(self, active: tuple[tuple[Rule, _Resolved], ...]) -> PolicyNeeds:
+        rules = [rule for rule, _ in active] + list(self.signal_rules)
+        return PolicyNeeds(
+            content=bool(rules),
+            state=any(isinstance(rule.spec.match, StateMatch) for rule, _ in active),
+        )
+
+    def needs(self, profile: str) -> PolicyNeeds:
+        """What evaluating ``profile``'s active rules reads (content, per-order state)."""
+        return self._needs.get(profile, PolicyNeeds())
 
     # --- evaluation ----------------------------------------------------
 

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from email.parser import BytesParser
 from email.utils import getaddresses
 
+from gateway.mime.parse import parse_headers
 from gateway.mime.types import OrderId, ParsedMessage, TextPart, TextSource
 from gateway.model import Action, Category, Decision, Finding, Route, Signal, Verdict
-from gateway.pipeline_types import RelayError, RelayResult
+from gateway.pipeline_types import PolicyNeeds, RelayError, RelayResult
 from gateway.state import MemoryState, State, StateEvent
 
 AMAZON_ORDER = re.compile(r"\b\d{3}-\d{7}-\d{7}\b")
@@ -33,6 +34,9 @@ class FakeParser:
     def __init__(self) -> None:
         self.fail = False
         self.calls = 0
+
+    def parse_headers(self, raw: bytes) -> ParsedMessage:
+        return parse_headers(raw)
 
     async def parse(self, raw: bytes) -> ParsedMessage:
         self.calls += 1
@@ -57,10 +61,13 @@ class FakeParser:
 
 
 class FakePolicy:
-    """Routes by recipient domain; decides by markers in the Subject."""
+    """Routes by recipient domain; decides by markers in the Subject; needs everything."""
 
-    def __init__(self, *, slow_seconds: float = 2.0, upstreams: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, slow_seconds: float = 2.0, upstreams: dict[str, str] | None = None, needs: PolicyNeeds | None = None
+    ) -> None:
         self.slow_seconds = slow_seconds
+        self.requirements = needs or PolicyNeeds()
         self.upstreams = upstreams or {}
         self.max_size: dict[str, int | None] = {"amazon": TEN_MB, "ebay": None, "default": None}
 
@@ -81,6 +88,9 @@ class FakePolicy:
             is_marketplace=profile != "default",
             max_message_size=self.max_size.get(profile),
         )
+
+    def needs(self, profile: str) -> PolicyNeeds:
+        return self.requirements
 
     def evaluate(self, parsed: ParsedMessage, route: Route, state: State) -> Verdict:
         subject = parsed.subject
@@ -130,6 +140,7 @@ class FakeStore:
     """An in-memory store with switches to make each operation fail."""
 
     def __init__(self) -> None:
+        self.state_reads = 0
         self._lock = threading.Lock()
         self.decisions: list[Decision] = []
         self.quarantined: list[tuple[Decision, bytes]] = []
@@ -153,6 +164,7 @@ class FakeStore:
             return f"q{len(self.quarantined)}"
 
     def load_state(self, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
+        self.state_reads += 1
         if self.fail_load:
             raise OSError("fake store: database unavailable")
         with self._lock:

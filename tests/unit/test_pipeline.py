@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from gateway.config import Config
 from gateway.model import Action, Decision, Envelope, Route
 from gateway.pipeline import Pipeline
-from gateway.pipeline_types import RelayError
+from gateway.pipeline_types import PolicyNeeds, RelayError
 from gateway.state import EventKind
 from tests.support.fakes import FakeParser, FakePolicy, FakeRelay, FakeStore
 from tests.support.messages import BUYER, SELLER, message
@@ -275,3 +275,25 @@ async def test_queued_state_events_are_seen_by_the_next_message() -> None:
     await pipeline.drain()
     assert sorted(e.queue_id for e in store.events) == ["P1", "P2"]
     pipeline.close()
+
+
+async def test_policy_that_reads_no_content_skips_the_full_parse() -> None:
+    """A profile whose rules read no content is decided on the headers alone; still one decision."""
+    rig = Rig()
+    rig.policy.requirements = PolicyNeeds(content=False, state=False)
+    reply = await rig.run(message())
+    assert reply.startswith("250 2.0.0 Ok: queued as Q1")
+    assert rig.parser.calls == 0
+    assert rig.store.state_reads == 0
+    [decision] = rig.store.decisions
+    assert decision.outcome == "relayed"
+    assert decision.subject
+
+
+async def test_from_header_is_checked_on_the_headers_only_path() -> None:
+    """The From check still runs when only the headers are parsed."""
+    rig = Rig()
+    rig.policy.requirements = PolicyNeeds(content=False, state=False)
+    reply = await rig.run(message(sender="intruder@elsewhere.example"), mail_from=SELLER)
+    assert reply.startswith("550 5.7.1")
+    assert rig.relay.sent == []

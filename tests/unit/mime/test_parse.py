@@ -153,3 +153,23 @@ def test_garbage_never_raises(limits: ParserConfig) -> None:
         parsed = parse_message(raw, limits)
         assert parsed.texts[0].source is TextSource.SUBJECT
         assert parsed.size == len(raw)
+
+
+def test_parse_headers_gives_the_header_facts_only() -> None:
+    """The headers-only parse has the subject, addresses and reply evidence, and no body texts."""
+    from gateway.mime.parse import parse_headers
+
+    raw = (
+        b"From: Shop <support@shop.example>\r\nTo: abc@marketplace.amazon.de\r\n"
+        b"Subject: =?utf-8?q?Re:_Ihre_Bestellung?=\r\nIn-Reply-To: <a@b>\r\n\r\nBody 302-1234567-1234567\r\n"
+    )
+    parsed = parse_headers(raw)
+    assert (parsed.subject, parsed.from_addr, parsed.to_addrs) == (
+        "Re: Ihre Bestellung",
+        "support@shop.example",
+        ("abc@marketplace.amazon.de",),
+    )
+    assert parsed.is_reply
+    assert [t.source.value for t in parsed.texts] == ["subject"]
+    assert parsed.order_ids == ()
+    assert parse_headers(b"\xff\xfe garbage").subject == ""

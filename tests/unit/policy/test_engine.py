@@ -179,3 +179,20 @@ def test_state_rules_read_history(policy_dir: PolicyDir, tmp_path: Path) -> None
     assert verdict.action is Action.REJECT
     assert verdict.findings[0].rule == "review.repeat"
     assert verdict.order_ids == ("302-1234567-1234567",)
+
+
+def test_needs_follow_the_profile_s_active_rules(policy_dir: PolicyDir) -> None:
+    """A profile with no active rule needs no content; state is needed only for stateful rules."""
+    state_rule: dict[str, Any] = {
+        "id": "review.repeat",
+        "category": "review.repeat",
+        "description": "Only one review request per order",
+        "match": {"type": "state", "check": "repeat"},
+    }
+    policy = compiled(policy_dir, [REMOVAL, state_rule])
+    amazon = policy.needs("amazon")
+    assert (amazon.content, amazon.state) == (True, True)
+    default = policy.needs("default")  # "*": off
+    assert (default.content, default.state) == (False, False)
+    only_text = compiled(policy_dir, [REMOVAL]).needs("amazon")
+    assert (only_text.content, only_text.state) == (True, False)
