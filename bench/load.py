@@ -132,12 +132,9 @@ def core(port: int, sink_port: int, directory: Path) -> None:
     """The SMTP core alone: the real server, handler, pipeline, pool, policy and logging,
     with a parser that reads only the headers and no store, to separate the core's own
     cost from the parser's and the store's."""
-    import email.policy
-    from email.parser import BytesHeaderParser
-    from email.utils import parseaddr
-
     from gateway.config import parse_config
     from gateway.logging import configure_logging
+    from gateway.mime.parse import parse_headers
     from gateway.mime.types import ParsedMessage
     from gateway.pipeline import Pipeline
     from gateway.policy.holder import PolicyHolder
@@ -149,10 +146,10 @@ def core(port: int, sink_port: int, directory: Path) -> None:
 
     class HeadersOnly:
         async def parse(self, raw: bytes) -> ParsedMessage:
-            headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-            return ParsedMessage(
-                subject=str(headers.get("Subject", "")), from_addr=parseaddr(headers.get("From", ""))[1], size=len(raw)
-            )
+            return parse_headers(raw)
+
+        def parse_headers(self, raw: bytes) -> ParsedMessage:
+            return parse_headers(raw)
 
     class NoStore:
         def record_decision(self, decision: object) -> None: ...
