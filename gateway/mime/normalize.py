@@ -378,9 +378,10 @@ def _fold_confusables(text: str) -> str:
 # --- step 3: letter spacing ------------------------------------------------
 
 _SEP = "[ .\\-_*·|/]"
-# Four or more single letters separated by one or two separators each:
-# "r e v i e w", "r.e.v.i.e.w". Three would join ordinary text ("a i o").
-_SPACED = re.compile(rf"(?<![^\W_])[^\W\d_](?:{_SEP}{{1,2}}[^\W\d_]){{3,}}(?![^\W_])")
+# Four or more single letters separated by the same one or two separators each:
+# "r e v i e w", "r.e.v.i.e.w". Three would join ordinary text ("a i o"), and a
+# change of separator is prose ("u a.u.b." is "you, please" in Dutch).
+_SPACED = re.compile(rf"(?<![^\W_])[^\W\d_]({_SEP}{{1,2}})[^\W\d_](?:\1[^\W\d_]){{2,}}(?![^\W_])")
 # A cheap necessary condition (starts with a separator, so it scans fast).
 _SPACED_HINT = re.compile(rf"{_SEP}\w{_SEP}{{1,2}}\w{_SEP}{{1,2}}\w{_SEP}")
 
