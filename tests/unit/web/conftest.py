@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from gateway.admin.service import ReviewService
@@ -68,10 +69,13 @@ class Console:
     limiter: LoginLimiter
     clients: list[TestClient] = field(default_factory=list)
     counter: int = 0
+    app: Starlette | None = None
 
-    def client(self, *, https: bool = False) -> TestClient:
-        app = create_app(self.config, self.service, self.holder, limiter=self.limiter)
-        client = TestClient(app, base_url="https://testserver" if https else "http://testserver")
+    def client(self, *, https: bool = False, fresh: bool = False) -> TestClient:
+        """A new browser on the console app (``fresh``: a new app, after changing config or limiter)."""
+        if self.app is None or fresh:
+            self.app = create_app(self.config, self.service, self.holder, limiter=self.limiter)
+        client = TestClient(self.app, base_url="https://testserver" if https else "http://testserver")
         client.__enter__()
         self.clients.append(client)
         return client
