@@ -125,6 +125,7 @@ def create_app(
     holder: PolicyHolder,
     *,
     limiter: LoginLimiter | None = None,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     """The console as an ASGI application.
@@ -134,6 +135,7 @@ def create_app(
         service: the review service; the console reads and acts only through it.
         holder: the running policy (rule descriptions, filters, the policy view and reload).
         limiter: the sign-in rate limiter (tests pass one with a fake clock).
+        on_startup: awaited when the server starts (e.g. the ``--dev`` first admin).
         on_shutdown: awaited when the server stops (closes what the caller opened for the app).
     """
     admin = config.admin
@@ -154,6 +156,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if on_startup is not None:
+            await on_startup()
         try:
             yield
         finally:

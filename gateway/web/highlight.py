@@ -10,6 +10,7 @@ Overlapping marks from several findings merge into one mark naming them all.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import regex
@@ -100,13 +101,15 @@ def highlight(texts: tuple[TextPart, ...], findings: tuple[Finding, ...]) -> Hig
     return result
 
 
-def _cut(text: str, marks: list[tuple[int, int, int]], index: int, anchors: dict[int, list[str]]) -> tuple[Segment, ...]:
+def _cut(
+    text: str, marks: list[tuple[int, int, int]], index: int, anchors: dict[int, list[str]]
+) -> tuple[Segment, ...]:
     """Split ``text`` at every mark boundary; each piece lists the findings covering it."""
     if not marks:
         return (Segment(text),) if text else ()
     bounds = sorted({0, len(text), *(s for s, _, _ in marks), *(e for _, e, _ in marks)})
     pieces: list[tuple[int, str, tuple[int, ...]]] = []  # (offset, text, findings), neighbours merged
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         covering = tuple(sorted({n for s, e, n in marks if s <= start and end <= e}))
         if pieces and pieces[-1][2] == covering:
             offset, previous, _ = pieces[-1]

@@ -60,9 +60,7 @@ def _link_rows(parsed: ParsedMessage) -> list[LinkRow]:
         looks_like_host = "." in anchor and " " not in anchor
         mismatch = bool(link.from_href and looks_like_host and link.host and link.host not in anchor.lower())
         rows.append(
-            LinkRow(
-                anchor, link.url, link.host, parsed.located(link.span), link.from_href, link.obfuscated, mismatch
-            )
+            LinkRow(anchor, link.url, link.host, parsed.located(link.span), link.from_href, link.obfuscated, mismatch)
         )
     return rows
 

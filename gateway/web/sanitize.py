@@ -31,15 +31,108 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 #: Tags rebuilt as themselves (without attributes).
 KEEP_TAGS = frozenset(
-    "p br div span b strong i em u s strike small big sub sup ul ol li dl dt dd blockquote pre code tt kbd samp "
-    "h1 h2 h3 h4 h5 h6 table thead tbody tfoot tr td th caption hr center abbr q cite address section article "
-    "header footer main aside figure figcaption mark del ins".split()
+    [
+        "p",
+        "br",
+        "div",
+        "span",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "s",
+        "strike",
+        "small",
+        "big",
+        "sub",
+        "sup",
+        "ul",
+        "ol",
+        "li",
+        "dl",
+        "dt",
+        "dd",
+        "blockquote",
+        "pre",
+        "code",
+        "tt",
+        "kbd",
+        "samp",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "tr",
+        "td",
+        "th",
+        "caption",
+        "hr",
+        "center",
+        "abbr",
+        "q",
+        "cite",
+        "address",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "main",
+        "aside",
+        "figure",
+        "figcaption",
+        "mark",
+        "del",
+        "ins",
+    ]
 )
 #: Tags dropped together with everything inside them.
 DROP_TAGS = frozenset(
-    "script style noscript template iframe frame frameset object embed applet head title meta link base svg math "
-    "audio video canvas source track picture input button select option optgroup textarea param map portal "
-    "dialog datalist output progress meter".split()
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "iframe",
+        "frame",
+        "frameset",
+        "object",
+        "embed",
+        "applet",
+        "head",
+        "title",
+        "meta",
+        "link",
+        "base",
+        "svg",
+        "math",
+        "audio",
+        "video",
+        "canvas",
+        "source",
+        "track",
+        "picture",
+        "input",
+        "button",
+        "select",
+        "option",
+        "optgroup",
+        "textarea",
+        "param",
+        "map",
+        "portal",
+        "dialog",
+        "datalist",
+        "output",
+        "progress",
+        "meter",
+    ]
 )
 _VOID = frozenset({"br", "hr"})
 _NUMERIC_ATTRS = {"td": ("colspan", "rowspan"), "th": ("colspan", "rowspan"), "ol": ("start",)}
@@ -70,7 +163,8 @@ def _image(attrs: dict[str, Any]) -> str:
     if alt:
         label += f" “{alt}”"
     where = f": {src}" if src else ""
-    return f'<span class="image" role="img" aria-label="{escape(label)}">[{escape(label)}{escape(where)} — not loaded]</span>'
+    shown = f"[{escape(label)}{escape(where)} — not loaded]"
+    return f'<span class="image" role="img" aria-label="{escape(label)}">{shown}</span>'
 
 
 def sanitise_html(markup: str) -> str:

@@ -25,13 +25,15 @@ from gateway.web.app import create_app
 from gateway.web.auth import LoginLimiter
 from tests.support.servers import CaptureHop, LoopThread
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 (test credential)
+PASSWORD = "correct horse battery staple"
 EBAY_BUYER = "buyer7@members.ebay.de"
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def plain(body: str, *, subject: str = "Order 12-34567-89012", rcpt: str = EBAY_BUYER, mid: str = "<p1@seller>") -> bytes:
+def plain(
+    body: str, *, subject: str = "Order 12-34567-89012", rcpt: str = EBAY_BUYER, mid: str = "<p1@seller>"
+) -> bytes:
     return (
         f"From: Shop <support@seller.example>\r\nTo: {rcpt}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n"
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
@@ -117,9 +119,7 @@ def csrf_of(page: str) -> str:
 
 def login(client: TestClient, name: str, password: str) -> object:
     token = csrf_of(client.get("/login").text)
-    return client.post(
-        "/login", data={"name": name, "password": password, "csrf_token": token}, follow_redirects=False
-    )
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token}, follow_redirects=False)
 
 
 @pytest.fixture

@@ -75,12 +75,14 @@ def test_sign_in_then_out(console: Console) -> None:
     assert response.status_code == 303
     page = client.get("/queue")
     assert page.status_code == 200
-    assert "anna" in page.text and "Sign out" in page.text
+    assert "anna" in page.text
+    assert "Sign out" in page.text
     cookie = client.cookies.get("gateway-console")
     assert cookie
     token = csrf_of(page.text)
     out = client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
-    assert out.status_code == 303 and out.headers["location"] == "/login?signed_out=1"
+    assert out.status_code == 303
+    assert out.headers["location"] == "/login?signed_out=1"
     assert client.get("/queue", follow_redirects=False).status_code == 303
     # The old cookie, replayed after sign-out, is worthless.
     replay = console.client()
@@ -94,7 +96,8 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(console: Console) -
     wrong = login(client, "anna", "not the password at all")
     unknown = login(client, "nobody", "not the password at all")
     assert wrong.status_code == unknown.status_code == 401
-    assert "Wrong user name or password." in wrong.text and "Wrong user name or password." in unknown.text
+    assert "Wrong user name or password." in wrong.text
+    assert "Wrong user name or password." in unknown.text
     audit = asyncio.run(console.service.audit_log(AuditQuery(action="login")))
     assert {e.result.value for e in audit.items} == {"refused"}
 
@@ -118,7 +121,11 @@ def test_next_parameter_only_leads_inside_the_console(console: Console) -> None:
     console.user("anna", Role.VIEWER)
     client = console.client()
     token = csrf_of(client.get("/login").text)
-    for target, expected in (("/queue?status=any", "/queue?status=any"), ("//evil.example/x", "/"), ("https://e.x", "/")):
+    for target, expected in (
+        ("/queue?status=any", "/queue?status=any"),
+        ("//evil.example/x", "/"),
+        ("https://e.x", "/"),
+    ):
         client.cookies.clear()
         token = csrf_of(client.get("/login").text)
         response = client.post(
@@ -162,8 +169,10 @@ def test_security_headers_on_every_page(console: Console) -> None:
     for path in ("/queue", "/login", "/static/console.css"):
         headers = client.get(path).headers
         csp = headers["content-security-policy"]
-        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
-        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert "default-src 'none'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert "unsafe-eval" not in csp
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
         assert headers["referrer-policy"] == "no-referrer"
@@ -175,7 +184,8 @@ def test_session_cookie_flags(console: Console) -> None:
     client = console.client()
     response = login(client, "anna", PASSWORD)
     cookie = response.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
     assert "secure" not in cookie  # this test config turns secure_cookies off (loopback --dev)
 
     secure = console.config.model_copy(
@@ -185,7 +195,8 @@ def test_session_cookie_flags(console: Console) -> None:
     https = console.client(https=True, fresh=True)
     response = login(https, "anna", PASSWORD)
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith("__Host-gateway-console=") and "; secure" in cookie.lower()
+    assert cookie.startswith("__Host-gateway-console=")
+    assert "; secure" in cookie.lower()
     assert https.get("/queue").status_code == 200
     assert "max-age=31536000" in https.get("/queue").headers["strict-transport-security"]
 
@@ -194,4 +205,5 @@ def test_unknown_message_is_a_clear_404(console: Console) -> None:
     client = console.signed_in(Role.VIEWER)
     response = client.get("/messages/NOPE123")
     assert response.status_code == 404
-    assert "NOPE123" in response.text and "Traceback" not in response.text
+    assert "NOPE123" in response.text
+    assert "Traceback" not in response.text
