@@ -156,7 +156,8 @@ def bar_chart(
         body = [
             f"<title>{_text(tip)}</title>",
             f'<text x="{_num(x0 - pad)}" y="{_num(y + row * 0.7)}" text-anchor="end" fill="#222">{_text(label)}</text>',
-            f'<rect x="{_num(x0)}" y="{_num(y)}" width="{_num(max(length, 1))}" height="{row}" fill="{_attr(colour)}"/>',
+            f'<rect x="{_num(x0)}" y="{_num(y)}" width="{_num(max(length, 1))}" height="{row}"'
+            f' fill="{_attr(colour)}"/>',
             f'<text x="{_num(x0 + length + 4)}" y="{_num(y + row * 0.7)}" fill="#222">{bar.value}</text>',
         ]
         if bar.href:
