@@ -346,6 +346,13 @@ class ReviewService:
         log.info("quarantine_purged", user=user, quarantined=result.quarantined, decisions=result.decisions)
         return result
 
+    async def record(
+        self, user: str, action: str, *, target: str = "", reason: str = "", ok: bool = True, detail: str = ""
+    ) -> None:
+        """Audit an admin action taken outside the quarantine (a policy reload from the console)."""
+        result = AuditResult.OK if ok else AuditResult.FAILED
+        await self._audit(user, action, target, " ".join(reason.split()), result, detail)
+
     # -- console users ----------------------------------------------------------------
 
     async def add_user(self, name: str, password: str, role: str | Role, *, actor: str) -> User:

@@ -30,7 +30,7 @@ from gateway.config import Config
 from gateway.policy.holder import PolicyHolder
 from gateway.store import ConflictError, NotFoundError
 from gateway.store.records import Role
-from gateway.web import messages, queue, signin
+from gateway.web import logviews, messages, queue, signin
 from gateway.web.auth import CsrfMiddleware, LoginLimiter, RevokedSessions, require
 from gateway.web.deps import STATIC, Console, make_templates, render
 from gateway.web.security import CONSOLE_CSP, SecurityHeadersMiddleware
@@ -84,6 +84,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/queue", queue.queue_page, methods=["GET"]),
         Route("/queue/bulk", queue.bulk_action, methods=["POST"]),
         *messages.routes(),
+        *logviews.routes(),
     ]
     return routes
 
