@@ -152,4 +152,3 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / name
     page.screenshot(path=str(path), full_page=False)
     return path
-
