@@ -213,7 +213,6 @@ def quarantine_rescan(ctx: AdminContext, as_json: bool, every: bool, reason: str
         raise click.UsageError("give message ids or --all, not both")
 
     async def work(rt: ReviewRuntime) -> tuple[list[RescanResult], list[str]]:
-        rt.load_policy()
         if every:
             return list(await rt.service.rescan_held(user=ctx.user, reason=reason)), []
         results, errors = [], []
