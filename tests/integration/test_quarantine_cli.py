@@ -26,9 +26,11 @@ import pytest
 from gateway.config import dev_config
 from gateway.store import open_store
 from gateway.store.records import AuditEntry, QuarantineStatus
-from tests.storekit import decision, raw_message
+from tests.storekit import PostgresSchemas, decision, postgres, raw_message
 from tests.support.process import GatewayProcess
-from tests.support.servers import free_port
+from tests.support.servers import CaptureHop, free_port
+
+__all__ = ["postgres"]  # the storekit fixture, used by the PostgreSQL test
 
 SENDER = "support@seller.example"
 BUYER = "0a1b2c3d4e5f@marketplace.amazon.de"
@@ -142,7 +144,8 @@ def test_two_operators_releasing_at_once_deliver_it_once(dev: Dev) -> None:
         )
         for user in ("alice", "bob")
     ]
-    outcomes = [(r.wait(120), r.communicate()[1].decode()) for r in racers]
+    errors = [r.communicate(timeout=120)[1].decode() for r in racers]
+    outcomes = [(r.returncode, err) for r, err in zip(racers, errors, strict=True)]
     assert sorted(code for code, _ in outcomes) == [0, 1]
     [refusal] = [err for code, err in outcomes if code == 1]
     assert qid in refusal
@@ -210,3 +213,59 @@ def test_decision_log_has_every_message(dev: Dev) -> None:
     stats = dev.json("decisions", "stats", "--since", "1h")
     assert stats["by_action"]["quarantine"] >= 1
     assert stats["by_category"]["link.external"] >= 1
+
+
+@pytest.mark.postgres
+def test_postgresql_store_shared_by_server_and_cli(
+    postgres: PostgresSchemas, tmp_path: Path, capture: CaptureHop
+) -> None:
+    """With store.database_url on PostgreSQL: held by the server, listed and released once by two racing CLIs."""
+    if not postgres.available:
+        pytest.skip(postgres.reason)
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f"""
+data_dir = "{tmp_path}"
+[server]
+listen = "127.0.0.1:0"
+hostname = "gw.test"
+[[accounts]]
+name = "helpdesk"
+networks = ["127.0.0.0/8"]
+senders = ["@seller.example"]
+[upstreams.default]
+host = "127.0.0.1"
+port = {capture.port}
+tls = "none"
+[store]
+database_url = "{postgres.new_url()}"
+""",
+        encoding="utf-8",
+    )
+    process = GatewayProcess("--config", str(config), log_path=tmp_path / "serve.log")
+    try:
+        process.wait_started()
+        server = Dev(process, tmp_path, 0)
+        token, sent = server.send(LINK)
+    finally:
+        process.stop()
+    cli = ["--config", str(config)]
+    listed = subprocess.run(
+        [sys.executable, "-m", "gateway", "quarantine", "list", "--json", "--search", token, *cli],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    [item] = json.loads(listed.stdout)["items"]
+    assert item["verdict"]["findings"][0]["rule"] == "link.external"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway", "quarantine", "release", item["id"], "--reason", "ok", *cli],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(r.communicate(timeout=120), r.returncode) for r in racers]
+    assert sorted(code for _, code in outcomes) == [0, 1], outcomes
+    [relayed] = capture.messages
+    assert relayed.data.endswith(sent)
+    assert (relayed.mail_from, relayed.rcpt_tos) == (SENDER, [BUYER])
