@@ -12,6 +12,7 @@ per problem on stderr; 2 for a usage error.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -273,8 +274,13 @@ def quarantine_export(ctx: AdminContext, output: Path | None, qid: str) -> None:
 
     raw = run_service(ctx, work)
     if output is None:
-        sys.stdout.buffer.write(raw)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(raw)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # `| head`: the reader left; say so instead of a traceback
+            # Python flushes stdout again at exit; point it at /dev/null so that flush is quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise CommandFailed("the output pipe was closed before the whole message was written") from None
         return
     try:
         output.write_bytes(raw)
