@@ -46,7 +46,7 @@ from gateway.config import Config
 from gateway.logging import Pseudonymizer
 from gateway.mime.types import ParsedMessage
 from gateway.model import Action, Decision, Envelope, Route, Verdict
-from gateway.pipeline_types import Parser, Policy, Relay, RelayError, Store
+from gateway.pipeline_types import Parser, Policy, PolicyNeeds, Relay, RelayError, Store
 from gateway.smtp import replies
 from gateway.smtp.replies import Reply
 from gateway.smtp.trace import received_header
@@ -178,11 +178,7 @@ class Pipeline:
             started = time.perf_counter()
             # Time spent waiting for a free thread: a sign of a saturated worker.
             stages.durations["queued"] = round((started - submitted) * 1000, 3)
-            state = (
-                self._with_unwritten(self._store.load_state(order_ids, route.buyer), order_ids, route.buyer)
-                if needs.state
-                else MemoryState()
-            )
+            state = self._load_state(order_ids, route.buyer, needs) if needs.state else MemoryState()
             loaded = time.perf_counter()
             stages.durations["state"] = round((loaded - started) * 1000, 3)
             verdict = policy.evaluate(parsed, route, state)
@@ -351,6 +347,16 @@ class Pipeline:
                 await asyncio.shield(future)
         except TimeoutError:
             log.error("decision_record_failed", queue_id=queue_id, outcome=outcome, error="store write timed out")
+
+    def _load_state(self, order_ids: Sequence[str], buyer: str | None, needs: PolicyNeeds) -> MemoryState:
+        """The stored state about these orders (and the buyer, over the cap's period), plus queued events."""
+        now = datetime.now(UTC)
+        if needs.buyer_period is None:
+            # No active rule counts this buyer's messages: do not read them.
+            stored = self._store.load_state(order_ids, None, now)
+        else:
+            stored = self._store.load_state(order_ids, buyer, now - needs.buyer_period)
+        return self._with_unwritten(stored, order_ids, buyer)
 
     def _with_unwritten(self, state: MemoryState, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
         """``state`` plus this worker's state events that are still queued for the store."""

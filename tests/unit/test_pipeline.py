@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from gateway.config import Config
 from gateway.model import Action, Decision, Envelope, Route
 from gateway.pipeline import Pipeline
 from gateway.pipeline_types import PolicyNeeds, RelayError
-from gateway.state import EventKind
+from gateway.state import EventKind, StateEvent
 from tests.support.fakes import FakeParser, FakePolicy, FakeRelay, FakeStore
 from tests.support.messages import BUYER, SELLER, message
 from tests.support.servers import make_config
@@ -275,6 +275,28 @@ async def test_queued_state_events_are_seen_by_the_next_message() -> None:
     await pipeline.drain()
     assert sorted(e.queue_id for e in store.events) == ["P1", "P2"]
     pipeline.close()
+
+
+@pytest.mark.parametrize(("period_days", "counted"), [(30, 1), (None, 0)])
+async def test_buyer_history_is_read_over_the_policy_s_period_only(period_days: int | None, counted: int) -> None:
+    """The store is asked for the buyer's events since now minus the cap period, or for none without a cap."""
+    rig = Rig()
+    now = datetime.now(UTC)
+    rig.store.events += [
+        StateEvent(EventKind.PROACTIVE, BUYER.lower(), now - timedelta(days=40), "OLD"),
+        StateEvent(EventKind.PROACTIVE, BUYER.lower(), now - timedelta(days=10), "RECENT"),
+    ]
+    seen: list[int] = []
+
+    class Counting(FakePolicy):
+        def evaluate(self, parsed: Any, route: Route, state: Any) -> Any:
+            seen.append(state.proactive_count(BUYER.lower(), datetime(2000, 1, 1, tzinfo=UTC)))
+            return super().evaluate(parsed, route, state)
+
+    period = timedelta(days=period_days) if period_days is not None else None
+    rig.policy = Counting(needs=PolicyNeeds(buyer_period=period))
+    assert (await rig.run(message("[proactive] hello"))).startswith("250")
+    assert seen == [counted]
 
 
 async def test_policy_that_reads_no_content_skips_the_full_parse() -> None:
