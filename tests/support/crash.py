@@ -18,6 +18,7 @@ found by the token in its Subject and Message-ID.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -238,7 +239,9 @@ class _Sender:
         with self._lock:
             outcome = self.outcomes[number]
             outcome.code, outcome.text = code, text
-            self.answers["250" if code == 250 else "4xx" if 400 <= code < 500 else "5xx" if code >= 500 else "none"] += 1
+            self.answers[
+                "250" if code == 250 else "4xx" if 400 <= code < 500 else "5xx" if code >= 500 else "none"
+            ] += 1
             if code == 250:
                 self.accepted += 1
                 if self.accepted >= self.plan.kill_after:
@@ -269,10 +272,8 @@ class _Sender:
                     return
                 self._answer(number, code, reply.decode(errors="replace"))
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 client.close()
-            except OSError:
-                pass
 
     def run(self, port: int, kill: Gateway | None = None) -> None:
         """Run the connections; with ``kill``, SIGKILL it once ``kill_after`` messages were accepted."""
