@@ -169,9 +169,7 @@ class FakeStore:
         if self.fail_load:
             raise OSError("fake store: database unavailable")
         with self._lock:
-            return MemoryState(
-                e for e in self.events if e.key in order_ids or (e.key == buyer and e.at >= buyer_since)
-            )
+            return MemoryState(e for e in self.events if e.key in order_ids or (e.key == buyer and e.at >= buyer_since))
 
     def record_events(self, events: Sequence[StateEvent]) -> None:
         with self._lock:
