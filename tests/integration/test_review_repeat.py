@@ -1,8 +1,8 @@
 """``review.repeat`` through SMTP across a gateway restart: the per-order state lives in the store.
 
 A real ``gateway serve`` (shipped policies) relays a review request for an order to
-the capture hop; the gateway is restarted (SIGTERM; later SIGKILL once the state row
-is committed); a second review request for the same order is refused with
+the capture hop; the gateway is restarted (SIGTERM; later SIGKILL right after a
+250); a second review request for the same order is refused with
 ``550 5.7.1 [review.repeat]`` by the new process, while one for another order passes.
 """
 
@@ -56,10 +56,12 @@ def wait_for_review_request(database_url: str, order: str, timeout: float = 10.0
     store = open_store(database_url)
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             when = store.load_state([order], None, datetime.now(UTC)).review_requested(order)
             if when is not None:
                 return when
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.05)
     finally:
         store.close()
@@ -98,9 +100,9 @@ def test_second_review_request_for_an_order_is_refused_after_restarts(
     other_sent_at = datetime.now(UTC)
     code, reply = send(second.port, review_request(OTHER_ORDER, asks, "r3"))
     assert code == 250, reply
-    # A crash once that request's state row is committed: the row, not the process, remembers.
-    wait_for_review_request(url, OTHER_ORDER)
+    # SIGKILL the moment the 250 arrived: the reply waited for the state row, so it is there.
     second.kill()
+    assert wait_for_review_request(url, OTHER_ORDER, timeout=0) >= other_sent_at - timedelta(seconds=1)
 
     third = Gateway(config, log).wait_started()
     try:

@@ -251,6 +251,26 @@ async def test_decision_log_write_does_not_delay_the_reply() -> None:
     rig.pipeline.close()
 
 
+async def test_review_request_reply_waits_for_its_state_commit() -> None:
+    """A relayed review request is answered only once its REVIEW_REQUEST row is committed (crash-safe repeat)."""
+    rig = Rig()
+    store = SlowStore()
+    pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, store, rig.config)
+    envelope = Envelope(queue_id="R1", mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
+    raw = message("[review] please leave a review for order 302-1234567-1234567")
+    run = asyncio.ensure_future(pipeline.run(envelope, rig.policy.route([BUYER]), raw))
+    await asyncio.sleep(0.3)
+    assert not run.done()  # relayed, but the reply waits for the blocked commit
+    assert len(rig.relay.sent) == 1
+    store.release.set()
+    reply = await asyncio.wait_for(run, 5)
+    assert reply.code == 250
+    assert [(e.kind, e.queue_id) for e in store.events if e.kind is EventKind.REVIEW_REQUEST] == [
+        (EventKind.REVIEW_REQUEST, "R1")
+    ]
+    pipeline.close()
+
+
 async def test_queued_state_events_are_seen_by_the_next_message() -> None:
     """State events still queued for a slow store are merged into the next message's state."""
     rig = Rig()
