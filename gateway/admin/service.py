@@ -135,6 +135,15 @@ class ReviewService:
             return MessageView(record=record, parsed=None, raw_size=len(raw), parse_error=str(exc))
         return MessageView(record=record, parsed=parsed, raw_size=len(raw))
 
+    async def source(self, qid: str) -> bytes:
+        """The stored bytes, for display next to :meth:`show` (a read, not audited; :meth:`export` is).
+
+        Raises:
+            NotFoundError: unknown id.
+            ConflictError: the message was deleted.
+        """
+        return await asyncio.to_thread(self._store.raw, qid)
+
     async def export(self, qid: str, *, user: str) -> bytes:
         """The original bytes, exactly as received (an audited read).
 
@@ -354,6 +363,13 @@ class ReviewService:
             state_events=removed,
         )
         return result
+
+    async def record(
+        self, user: str, action: str, *, target: str = "", reason: str = "", ok: bool = True, detail: str = ""
+    ) -> None:
+        """Audit an admin action taken outside the quarantine (a policy reload from the console)."""
+        result = AuditResult.OK if ok else AuditResult.FAILED
+        await self._audit(user, action, target, " ".join(reason.split()), result, detail)
 
     # -- console users ----------------------------------------------------------------
 

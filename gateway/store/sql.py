@@ -116,8 +116,7 @@ class SqlStore:
         instead of one per message.
         """
         with _database_errors(), write(self._engine) as conn:
-            for decision in batch:
-                decisions.insert(conn, decision)
+            decisions.insert_many(conn, batch)
             if events:
                 state.record(conn, events)
 
