@@ -184,6 +184,10 @@ class StoreConfig(_Section):
     # None means SQLite at <data_dir>/gateway.db.
     database_url: SecretStr | None = None
     retention_days: Annotated[int, Field(ge=1)] = 30
+    # Per-order and per-buyer state (review.repeat, the proactive window and cap) is
+    # purged after this many days. It must outlast the longest window/period of any
+    # profile, or those rules forget too early: a year covers every shipped profile.
+    state_retention_days: Annotated[int, Field(ge=1)] = 365
 
 
 class PolicyConfig(_Section):
