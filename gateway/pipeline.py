@@ -7,7 +7,8 @@ sender's contract (DESIGN.md "Reply semantics"):
 
 - PASS: relay upstream; answer 250 only once the upstream accepted. Recipients
   refused upstream while others were accepted get a DSN (RFC 3464) sent to the
-  envelope sender and a ``recipient_refused`` log event.
+  envelope sender and a ``recipient_refused`` log event. A review request's 250
+  also waits for its state row (``review.repeat`` survives a crash).
 - QUARANTINE: commit message and decision to the store (in a thread); answer 250
   only after the commit returned.
 - REJECT: ``550 5.7.1 [rule.id] description: "evidence"``.
@@ -46,11 +47,11 @@ from gateway.config import Config
 from gateway.logging import Pseudonymizer
 from gateway.mime.types import ParsedMessage
 from gateway.model import Action, Decision, Envelope, Route, Verdict
-from gateway.pipeline_types import Parser, Policy, Relay, RelayError, Store
+from gateway.pipeline_types import Parser, Policy, PolicyNeeds, Relay, RelayError, Store
 from gateway.smtp import replies
 from gateway.smtp.replies import Reply
 from gateway.smtp.trace import received_header
-from gateway.state import MemoryState, StateEvent, delivery_events
+from gateway.state import EventKind, MemoryState, StateEvent, delivery_events
 from gateway.upstream.dsn import build_dsn
 
 log = structlog.get_logger("gateway.pipeline")
@@ -102,7 +103,13 @@ class Pipeline:
         # time anyway, and writers queued here cost nothing, while writers racing
         # for its lock in many threads burn CPU on retries and the GIL.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self._pending: set[concurrent.futures.Future[None]] = set()
+        # Decision-log writes waiting for the writer thread, committed together.
+        self._batch: list[tuple[Decision, Sequence[StateEvent], list[tuple[str, str, str]]]] = []
+        self._batch_lock = threading.Lock()
+        self._flush: concurrent.futures.Future[None] | None = None
+        # True from the submit of a flush until it finds the batch empty (under the lock),
+        # so a write appended while a flush is finishing is never left behind.
+        self._flushing = False
         # State events queued for the store but not committed yet, by (kind, key, queue id).
         self._unwritten: dict[tuple[str, str, str], StateEvent] = {}
         self._unwritten_lock = threading.Lock()
@@ -178,11 +185,7 @@ class Pipeline:
             started = time.perf_counter()
             # Time spent waiting for a free thread: a sign of a saturated worker.
             stages.durations["queued"] = round((started - submitted) * 1000, 3)
-            state = (
-                self._with_unwritten(self._store.load_state(order_ids, route.buyer), order_ids, route.buyer)
-                if needs.state
-                else MemoryState()
-            )
+            state = self._load_state(order_ids, route.buyer, needs) if needs.state else MemoryState()
             loaded = time.perf_counter()
             stages.durations["state"] = round((loaded - started) * 1000, 3)
             verdict = policy.evaluate(parsed, route, state)
@@ -262,7 +265,10 @@ class Pipeline:
         if result.refused:
             await self._notify_refused(envelope, route, result.refused, raw)
         events = self._state_events(verdict, route, envelope.queue_id)
-        await self._record_quietly(decision, events)
+        # A review request's 250 waits for its state row: review.repeat must remember it
+        # even if the gateway is killed right after the reply (one commit, once per order).
+        remember = any(e.kind is EventKind.REVIEW_REQUEST for e in events)
+        await self._record_quietly(decision, events, wait=remember)
         return replies.relayed(envelope.queue_id, result.reply), decision
 
     # --- after-effects -----------------------------------------------------------
@@ -311,46 +317,82 @@ class Pipeline:
             verdict = replace(verdict, buyer=route.buyer)
         return delivery_events(verdict, queue_id, datetime.now(UTC))
 
-    async def _record_quietly(self, decision: Decision, events: Sequence[StateEvent] = ()) -> None:
+    async def _record_quietly(
+        self, decision: Decision, events: Sequence[StateEvent] = (), *, wait: bool = False
+    ) -> None:
         """Write the decision (and state events) after the reply is settled; failures are only logged.
 
         The decision log is an audit record, not the message: its commit (an fsync on
-        SQLite) need not delay the reply. The write is queued to the writer thread and
-        the pipeline moves on; only when ``MAX_PENDING_WRITES`` writes are already
+        SQLite) need not delay the reply. The write is queued for the writer thread,
+        which commits everything queued together (:meth:`_flush_batches`), and the
+        pipeline moves on; only when ``MAX_PENDING_WRITES`` writes are already
         queued does it wait (backpressure instead of unbounded memory). State events
         not yet committed stay visible to this worker's next messages through
         :meth:`_with_unwritten`, so a second review request for an order is caught
-        even while the first one's event is still queued.
+        even while the first one's event is still queued. With ``wait`` it returns
+        only after the writer committed this write (or logged why it could not).
         """
-        queue_id, outcome = decision.queue_id, decision.outcome
         keys = [_event_key(e) for e in events]
         with self._unwritten_lock:
             self._unwritten.update(zip(keys, events, strict=True))
-
-        def write() -> None:
-            try:
-                self._store.record_decision(decision)
-                if events:
-                    self._store.record_events(events)
-            except Exception:
-                log.exception("decision_record_failed", queue_id=queue_id, outcome=outcome)
-            finally:
-                with self._unwritten_lock:
-                    for key in keys:
-                        self._unwritten.pop(key, None)
-
-        if len(self._pending) < MAX_PENDING_WRITES:
-            # Fire and forget, without a wake-up of the event loop when it is done.
-            pending = self._writer.submit(contextvars.copy_context().run, write)
-            self._pending.add(pending)
-            pending.add_done_callback(self._pending.discard)
-            return
-        future = asyncio.get_running_loop().run_in_executor(self._writer, contextvars.copy_context().run, write)
+        with self._batch_lock:
+            self._batch.append((decision, events, keys))
+            waiting = len(self._batch)
+            if not self._flushing:
+                # Nothing is flushing: start the writer. A flush already running picks
+                # this write up in its next round.
+                self._flushing = True
+                self._flush = self._writer.submit(contextvars.copy_context().run, self._flush_batches)
+            flush = self._flush
+            assert flush is not None
+        if waiting < MAX_PENDING_WRITES and not wait:
+            return  # fire and forget: the reply does not wait for the audit record
+        # The reply depends on this write, or too much is queued (backpressure instead of
+        # unbounded growth): wait for the writer.
         try:
             async with asyncio.timeout(RECORD_TIMEOUT):
-                await asyncio.shield(future)
+                await asyncio.shield(asyncio.wrap_future(flush))
         except TimeoutError:
-            log.error("decision_record_failed", queue_id=queue_id, outcome=outcome, error="store write timed out")
+            log.error("decision_record_failed", queue_id=decision.queue_id, error="store write timed out")
+
+    def _flush_batches(self) -> None:
+        """Writer thread: commit everything queued, in rounds, until nothing is left.
+
+        A busy worker's writes share one transaction (one fsync on SQLite) instead of
+        paying one each. If a batch fails, its writes are retried one by one so a
+        single bad record cannot cost the others.
+        """
+        while True:
+            with self._batch_lock:
+                batch, self._batch = self._batch, []
+                if not batch:
+                    self._flushing = False
+                    return
+            try:
+                self._store.record_batch([d for d, _, _ in batch], [e for _, events, _ in batch for e in events])
+            except Exception:
+                for decision, events, _ in batch:
+                    try:
+                        self._store.record_decision(decision)
+                        if events:
+                            self._store.record_events(events)
+                    except Exception:
+                        log.exception("decision_record_failed", queue_id=decision.queue_id, outcome=decision.outcome)
+            finally:
+                with self._unwritten_lock:
+                    for _, _, keys in batch:
+                        for key in keys:
+                            self._unwritten.pop(key, None)
+
+    def _load_state(self, order_ids: Sequence[str], buyer: str | None, needs: PolicyNeeds) -> MemoryState:
+        """The stored state about these orders (and the buyer, over the cap's period), plus queued events."""
+        now = datetime.now(UTC)
+        if needs.buyer_period is None:
+            # No active rule counts this buyer's messages: do not read them.
+            stored = self._store.load_state(order_ids, None, now)
+        else:
+            stored = self._store.load_state(order_ids, buyer, now - needs.buyer_period)
+        return self._with_unwritten(stored, order_ids, buyer)
 
     def _with_unwritten(self, state: MemoryState, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
         """``state`` plus this worker's state events that are still queued for the store."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -133,6 +134,15 @@ class ReviewService:
             log.exception("message_parse_failed", queue_id=qid)
             return MessageView(record=record, parsed=None, raw_size=len(raw), parse_error=str(exc))
         return MessageView(record=record, parsed=parsed, raw_size=len(raw))
+
+    async def source(self, qid: str) -> bytes:
+        """The stored bytes, for display next to :meth:`show` (a read, not audited; :meth:`export` is).
+
+        Raises:
+            NotFoundError: unknown id.
+            ConflictError: the message was deleted.
+        """
+        return await asyncio.to_thread(self._store.raw, qid)
 
     async def export(self, qid: str, *, user: str) -> bytes:
         """The original bytes, exactly as received (an audited read).
@@ -291,7 +301,11 @@ class ReviewService:
         parsed = await self._parser.parse(raw)
         policy = self._policy()
         route = policy.route(record.envelope.rcpt_tos)
-        state = await asyncio.to_thread(self._store.load_state, [o.value for o in parsed.order_ids], route.buyer)
+        order_ids = [o.value for o in parsed.order_ids]
+        buyer_period = policy.needs(route.profile).buyer_period
+        buyer = route.buyer if buyer_period is not None else None
+        since = self._clock() - (buyer_period or timedelta(0))
+        state = await asyncio.to_thread(self._store.load_state, order_ids, buyer, since)
         # Evaluation is pure but CPU-bound (regexes over every text): keep it off the event loop.
         verdict = await asyncio.to_thread(policy.evaluate, parsed, route, state)
         previous = record.verdict.action
@@ -325,6 +339,9 @@ class ReviewService:
         """Remove reviewed messages and decisions older than ``older_than`` (default: the retention setting).
 
         Held messages are kept unless ``include_held``: nobody has decided on them yet.
+        State events (review requests per order, proactive messages per buyer) older than
+        ``store.state_retention_days`` go too, whatever ``older_than`` says: the history
+        rules need them longer than the quarantine.
         """
         age = older_than if older_than is not None else timedelta(days=self._config.store.retention_days)
         if age <= timedelta(0):
@@ -334,8 +351,25 @@ class ReviewService:
         detail += ", including held" if include_held else ""
         entry = AuditEntry(user, "purge", "", self._clock(), " ".join(reason.split()), AuditResult.OK, detail)
         result = await asyncio.to_thread(self._store.purge, before, entry, include_held)
-        log.info("quarantine_purged", user=user, quarantined=result.quarantined, decisions=result.decisions)
+        state_age = timedelta(days=self._config.store.state_retention_days)
+        state_entry = replace(entry, detail=f"state events older than {state_age.days} days")
+        removed = await asyncio.to_thread(self._store.purge_state, self._clock() - state_age, state_entry)
+        result = replace(result, state_events=removed)
+        log.info(
+            "quarantine_purged",
+            user=user,
+            quarantined=result.quarantined,
+            decisions=result.decisions,
+            state_events=removed,
+        )
         return result
+
+    async def record(
+        self, user: str, action: str, *, target: str = "", reason: str = "", ok: bool = True, detail: str = ""
+    ) -> None:
+        """Audit an admin action taken outside the quarantine (a policy reload from the console)."""
+        result = AuditResult.OK if ok else AuditResult.FAILED
+        await self._audit(user, action, target, " ".join(reason.split()), result, detail)
 
     # -- console users ----------------------------------------------------------------
 

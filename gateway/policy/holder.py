@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -36,6 +37,30 @@ def build_policy(
     if problems:
         raise PolicyError([str(p) for p in problems])
     return policy
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload did.
+
+    Attributes:
+        ok: the new files were valid and are now in force.
+        digest: the digest of the policy in force afterwards.
+        previous: the digest of the policy in force before.
+        rules: how many rules the policy in force has.
+        problems: why the files were refused (each names its file and key); empty when ``ok``.
+    """
+
+    ok: bool
+    digest: str
+    previous: str
+    rules: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """The files differ from the ones in force before (a reload of unchanged files is still ok)."""
+        return self.ok and self.digest != self.previous
 
 
 class PolicyHolder:
@@ -68,18 +93,23 @@ class PolicyHolder:
 
     def reload(self) -> bool:
         """Rebuild from the files; swap only if valid. Returns whether it swapped."""
+        return self.try_reload().ok
+
+    def try_reload(self) -> ReloadResult:
+        """Rebuild from the files and swap only if valid; say what happened (the console shows it)."""
         with self._lock:
+            previous = self._policy.specs.digest
             try:
                 policy = self._builder()
             except PolicyError as exc:
-                log.error("policy_reload_failed", problems=exc.problems, kept=self._policy.specs.digest[:12])
-                return False
+                log.error("policy_reload_failed", problems=exc.problems, kept=previous[:12])
+                return ReloadResult(False, previous, previous, len(self._policy.specs.rules), tuple(exc.problems))
             except Exception as exc:  # a bug must not take the running policy down with it
-                log.exception("policy_reload_failed", error=str(exc), kept=self._policy.specs.digest[:12])
-                return False
-            previous = self._policy.specs.digest
+                log.exception("policy_reload_failed", error=str(exc), kept=previous[:12])
+                problem = f"{exc.__class__.__name__}: {exc}"
+                return ReloadResult(False, previous, previous, len(self._policy.specs.rules), (problem,))
             self._policy = policy
         log.info(
             "policy_reloaded", digest=policy.specs.digest[:12], previous=previous[:12], rules=len(policy.specs.rules)
         )
-        return True
+        return ReloadResult(True, policy.specs.digest, previous, len(policy.specs.rules))

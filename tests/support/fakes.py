@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from email.parser import BytesParser
 from email.utils import getaddresses
 
@@ -140,6 +141,7 @@ class FakeStore:
     """An in-memory store with switches to make each operation fail."""
 
     def __init__(self) -> None:
+        self.batches = 0
         self.state_reads = 0
         self._lock = threading.Lock()
         self.decisions: list[Decision] = []
@@ -163,12 +165,19 @@ class FakeStore:
             self.decisions.append(decision)
             return f"q{len(self.quarantined)}"
 
-    def load_state(self, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
+    def load_state(self, order_ids: Sequence[str], buyer: str | None, buyer_since: datetime) -> MemoryState:
         self.state_reads += 1
         if self.fail_load:
             raise OSError("fake store: database unavailable")
         with self._lock:
-            return MemoryState(e for e in self.events if e.key in order_ids or e.key == buyer)
+            return MemoryState(e for e in self.events if e.key in order_ids or (e.key == buyer and e.at >= buyer_since))
+
+    def record_batch(self, batch: Sequence[Decision], events: Sequence[StateEvent]) -> None:
+        self.batches += 1
+        for decision in batch:
+            self.record_decision(decision)
+        if events:
+            self.record_events(events)
 
     def record_events(self, events: Sequence[StateEvent]) -> None:
         with self._lock:
