@@ -22,8 +22,13 @@ from gateway.mime.normalize import Normalized
 # an apostrophe, @ or $ followed by one ("don't", "rev@iew"); so "info@shop.de"
 # gives "info@shop" and "de", and "$20" gives "20".
 _TOKEN = re.compile(r"[^\W_](?:[^\W_]|['@$](?=[^\W_]))*")
-# A sentence end: punctuation then space/end, or a blank line.
-_SENTENCE_END = re.compile(r"[.!?;:]+(?=\s|$)|\n[ \t]*\n")
+# A sentence end: punctuation then space/end, a smiley or emoji ending a line
+# ("bez dopłaty :)" then a new line: chatty sellers end sentences that way, and
+# without the break a negation before the smiley would cancel the next sentence's
+# request), or a blank line.
+_SENTENCE_END = re.compile(
+    r"[.!?;:]+(?=\s|$)|(?:[:;]-?[()dp]+|\){2,}|[\U0001F300-\U0001FAFF]+)(?=[ \t]*(?:\n|$))|\n[ \t]*\n"
+)
 _SHORT_LINE = 60
 _BULLETS = frozenset("-*•–—>")
 

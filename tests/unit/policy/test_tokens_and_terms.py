@@ -26,6 +26,17 @@ def test_sentences_end_at_punctuation_and_blank_lines_not_at_wrapped_lines() -> 
     assert by_word["one"] != by_word["two"]
 
 
+def test_a_smiley_or_emoji_ending_a_line_ends_the_sentence() -> None:
+    """Chatty sellers end a sentence with a smiley and a line break; mid-line it stays one sentence."""
+    text = "Pakujemy bez dopłaty :)\nLiczymy na ocenę. Dzięki ;) do jutra\nWysłane 😊\nспасибо))\nдалее"
+    tokens = tokenize(normalize(text))
+    by_word = dict(zip(tokens.words, tokens.sentences, strict=True))
+    assert by_word["doplaty"] != by_word["liczymy"]
+    assert by_word["dzieki"] == by_word["do"] == by_word["jutra"]
+    assert by_word["wyslane"] != by_word["спасибо"]
+    assert by_word["спасибо"] != by_word["далее"]
+
+
 def test_tokens_keep_inner_apostrophes() -> None:
     """Inner apostrophes stay in a token; hyphens split."""
     assert tokenize(normalize("don’t e-mail м’ясо")).words == ("don't", "e", "mail", "м'ясо")
