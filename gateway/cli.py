@@ -49,3 +49,7 @@ from gateway.serve.cli import passwd_command, serve_command  # noqa: E402
 
 main.add_command(serve_command)
 main.add_command(passwd_command)
+
+from gateway.web.cli import admin_command  # noqa: E402
+
+main.add_command(admin_command)

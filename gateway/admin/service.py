@@ -134,6 +134,15 @@ class ReviewService:
             return MessageView(record=record, parsed=None, raw_size=len(raw), parse_error=str(exc))
         return MessageView(record=record, parsed=parsed, raw_size=len(raw))
 
+    async def source(self, qid: str) -> bytes:
+        """The stored bytes, for display next to :meth:`show` (a read, not audited; :meth:`export` is).
+
+        Raises:
+            NotFoundError: unknown id.
+            ConflictError: the message was deleted.
+        """
+        return await asyncio.to_thread(self._store.raw, qid)
+
     async def export(self, qid: str, *, user: str) -> bytes:
         """The original bytes, exactly as received (an audited read).
 

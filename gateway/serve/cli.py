@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
-from gateway.config import DEV_CAPTURE_PORT, Config, ConfigError, ServerConfig, dev_config, load_config
+from gateway.config import DEV_CAPTURE_PORT, AdminConfig, Config, ConfigError, ServerConfig, dev_config, load_config
 from gateway.logging import configure_logging
+from gateway.serve.asgi import AsgiService
 from gateway.serve.supervisor import CaptureSpec, Service, Supervisor
 from gateway.smtp.auth import hash_password
 
 
-def extra_services(config: Config) -> list[Service]:
-    """Web surfaces served by the supervisor next to the SMTP workers.
+def _reload_workers() -> None:
+    """After a console policy reload: SIGHUP to ourselves, which the supervisor forwards to the workers."""
+    os.kill(os.getpid(), signal.SIGHUP)
 
-    The admin console plugs in here: when it exists, return
-    ``[AsgiService("admin", create_app(config), *config.admin.listen_address)]``
-    if ``config.admin.enabled`` (see :mod:`gateway.serve.asgi`).
-    """
-    return []
+
+def extra_services(config: Config) -> list[Service]:
+    """Web surfaces served by the supervisor next to the SMTP workers: the admin console on ``admin.listen``."""
+    if not config.admin.enabled:
+        return []
+    from gateway.web.runtime import build_app  # the console's imports only when it is served
+
+    app = build_app(config, after_reload=[_reload_workers])
+    return [AsgiService("admin", app, *config.admin.listen_address)]
+
+
+def free_loopback_port() -> int:
+    """A port free on 127.0.0.1 right now (for ``--capture-port 0``, which the console must know)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _override_listen(config: Config, listen: str) -> Config:
@@ -32,6 +48,15 @@ def _override_listen(config: Config, listen: str) -> Config:
     return config.model_copy(update={"server": server})
 
 
+def override_admin_listen(config: Config, listen: str) -> Config:
+    """``config`` with ``admin.listen`` replaced (``--admin-listen``); a bad value is a usage error."""
+    try:
+        admin = AdminConfig.model_validate({**config.admin.model_dump(), "listen": listen})
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--admin-listen") from None
+    return config.model_copy(update={"admin": admin})
+
+
 @click.command("serve")
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="The TOML configuration file."
@@ -39,6 +64,9 @@ def _override_listen(config: Config, listen: str) -> Config:
 @click.option("--dev", is_flag=True, help="Embedded defaults: loopback SMTP, a capture next hop, SQLite under ./data.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes sharing the port (default: config).")
 @click.option("--listen", metavar="HOST:PORT", help="Override server.listen (port 0 picks a free one).")
+@click.option(
+    "--admin-listen", metavar="HOST:PORT", help="Override admin.listen, the console (port 0 picks a free one)."
+)
 @click.option(
     "--data-dir", type=click.Path(path_type=Path, file_okay=False), help="With --dev: where state goes (./data)."
 )
@@ -54,6 +82,7 @@ def serve_command(
     dev: bool,
     workers: int | None,
     listen: str | None,
+    admin_listen: str | None,
     data_dir: Path | None,
     capture_port: int,
 ) -> None:
@@ -66,6 +95,10 @@ def serve_command(
             directory = (data_dir or Path("data")).resolve()
             directory.mkdir(parents=True, exist_ok=True)
             config = dev_config(directory)
+            # The console relays releases to the capture hop too, so it must know the port now.
+            capture_port = capture_port or free_loopback_port()
+            default = config.upstreams["default"].model_copy(update={"port": capture_port})
+            config = config.model_copy(update={"upstreams": {**config.upstreams, "default": default}})
             capture = CaptureSpec("127.0.0.1", capture_port, directory / "captured")
         else:
             assert config_path is not None
@@ -75,13 +108,20 @@ def serve_command(
         sys.exit(2)
     if listen is not None:
         config = _override_listen(config, listen)
+    if admin_listen is not None:
+        config = override_admin_listen(config, admin_listen)
     configure_logging(config.logging, console=True if dev else None)
+    try:
+        services = extra_services(config)
+    except Exception as exc:  # bad policies or an unreachable database: say so and stop, as a worker would
+        click.echo(f"gateway serve: the admin console cannot start: {exc}", err=True)
+        sys.exit(1)
     supervisor = Supervisor(
         config,
         workers=workers or config.server.workers,
         console=dev or config.logging.format == "console",
         capture=capture,
-        services=extra_services(config),
+        services=services,
     )
     sys.exit(supervisor.run())
 

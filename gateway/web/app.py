@@ -30,7 +30,7 @@ from gateway.config import Config
 from gateway.policy.holder import PolicyHolder
 from gateway.store import ConflictError, NotFoundError
 from gateway.store.records import Role
-from gateway.web import logviews, queue, signin
+from gateway.web import logviews, messages, queue, signin
 from gateway.web.auth import CsrfMiddleware, LoginLimiter, RevokedSessions, require
 from gateway.web.deps import STATIC, Console, make_templates, render
 from gateway.web.security import CONSOLE_CSP, SecurityHeadersMiddleware
@@ -83,6 +83,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/logout", signin.logout, methods=["POST"]),
         Route("/queue", queue.queue_page, methods=["GET"]),
         Route("/queue/bulk", queue.bulk_action, methods=["POST"]),
+        *messages.routes(),
         *logviews.routes(),
     ]
     return routes
@@ -125,6 +126,7 @@ def create_app(
     holder: PolicyHolder,
     *,
     limiter: LoginLimiter | None = None,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     """The console as an ASGI application.
@@ -134,6 +136,7 @@ def create_app(
         service: the review service; the console reads and acts only through it.
         holder: the running policy (rule descriptions, filters, the policy view and reload).
         limiter: the sign-in rate limiter (tests pass one with a fake clock).
+        on_startup: awaited when the server starts (e.g. the ``--dev`` first admin).
         on_shutdown: awaited when the server stops (closes what the caller opened for the app).
     """
     admin = config.admin
@@ -154,6 +157,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if on_startup is not None:
+            await on_startup()
         try:
             yield
         finally:

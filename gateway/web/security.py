@@ -51,6 +51,7 @@ class SecurityHeadersMiddleware:
         self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request, adding the headers to its response."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
