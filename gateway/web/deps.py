@@ -8,7 +8,6 @@ every template's context.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,21 +76,6 @@ def console(request: Request) -> Console:
     found = request.app.state.console
     assert isinstance(found, Console)
     return found
-
-
-async def reload_policies(request: Request) -> bool:
-    """Rebuild the policy from its files; swap it in only if valid (see :class:`PolicyHolder`).
-
-    On success the ``after_reload`` hooks run (``gateway serve``: the SMTP workers
-    reload too). Returns whether the new policy is in force; on failure the
-    running one stays and the log says why.
-    """
-    app = console(request)
-    swapped = await asyncio.to_thread(app.holder.reload)
-    if swapped:
-        for hook in app.after_reload:
-            hook()
-    return swapped
 
 
 def flash(request: Request, kind: str, text: str) -> None:

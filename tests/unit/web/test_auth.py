@@ -175,7 +175,7 @@ def test_security_headers_on_every_page(console: Console) -> None:
         assert "unsafe-eval" not in csp
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
-        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["referrer-policy"] == "same-origin"
     assert client.get("/queue").headers["cache-control"] == "no-store"
 
 
