@@ -200,7 +200,7 @@ def stacked_columns(
         return _empty(chart_id, title, empty)
     left, right, top_pad, bottom, legend = 44, 12, 22, 40, 24
     plot_height = 180.0
-    slot = max(12.0, min(48.0, 600.0 / len(columns)))
+    slot = max(12.0, min(96.0, 720.0 / len(columns)))
     width = left + slot * len(columns) + right
     height = legend + top_pad + plot_height + bottom
     ticks = nice_ticks(max(totals))
