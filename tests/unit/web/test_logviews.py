@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 import yaml
 
 from gateway.model import Action, Category
 from gateway.store.records import AuditQuery, AuditResult, Role
-from tests.storekit import decision, finding, raw_message
-from tests.webkit import RULE, ConsoleKit, csrf_of, kit
+from tests.storekit import database_url, decision, finding, postgres, raw_message
+from tests.webkit import RULE, ConsoleKit, build_console, csrf_of, kit
 
-__all__ = ["kit"]
+__all__ = ["database_url", "kit", "postgres"]
 
 LOG_PAGES = ["/decisions", "/dashboard", "/audit", "/policies", "/policies/rules/review.removal"]
 
@@ -220,6 +221,26 @@ def test_dashboard_counts_and_charts(kit: ConsoleKit) -> None:
     assert {"acme", "globex"} <= words["chart-accounts"]
     assert {"en", "de"} <= words["chart-languages"]
     assert {"pass", "quarantine", "reject"} <= words["chart-days"]
+
+
+def test_dashboard_days_on_each_backend(tmp_path: Path, database_url: str) -> None:
+    """SQLite and PostgreSQL group by the same UTC day: a decision at 23:30 UTC is on its own day's column."""
+    built = build_console(tmp_path, database_url)
+    try:
+        today = now().date()
+        late = datetime.combine(today - timedelta(days=2), time(23, 30), tzinfo=UTC)
+        early = datetime.combine(today - timedelta(days=1), time(0, 30), tzinfo=UTC)
+        built.store.record_decision(decision(action=Action.REJECT, decided_at=late, outcome="rejected"))
+        built.store.record_decision(decision(decided_at=early))
+        built.store.record_decision(decision(decided_at=early + timedelta(minutes=1)))
+        html = built.client(Role.VIEWER).get("/dashboard?period=7").text
+        table = dict(re.findall(r'<th scope="row">([\d-]+)</th>((?:<td>\d+</td>)+)', html))
+        assert len(table) == 7
+        assert table[(today - timedelta(days=2)).isoformat()] == "<td>0</td><td>0</td><td>1</td>"
+        assert table[(today - timedelta(days=1)).isoformat()] == "<td>0</td><td>2</td><td>0</td>"
+        assert table[today.isoformat()] == "<td>0</td><td>0</td><td>0</td>"
+    finally:
+        built.close()
 
 
 def test_dashboard_bars_link_to_the_decision_log_of_the_period(kit: ConsoleKit) -> None:
