@@ -20,7 +20,7 @@ from tests.support.servers import CaptureHop, LoopThread
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "e2e console password"  # noqa: S105 (test credential)
+PASSWORD = "e2e console password"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 EBAY_BUYER = "buyer7@members.ebay.de"
 
@@ -152,4 +152,3 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / name
     page.screenshot(path=str(path), full_page=False)
     return path
-

@@ -28,7 +28,8 @@ HOSTILE_HTML = """<html><head><style>.x{display:none} body{background:url(https:
 <a href="javascript:alert('link ran')">Track your parcel</a>
 <img src="https://images.example/banner.png" onerror="alert('onerror ran')">
 <div style="background:url(https://css.example/bg.png);position:fixed;top:0;left:0;width:100%;height:100%">overlay</div>
-<svg onload="alert('svg ran')"></svg><iframe src="https://frame.example/" srcdoc="<script>alert('srcdoc ran')</script>"></iframe>
+<svg onload="alert('svg ran')"></svg>
+<iframe src="https://frame.example/" srcdoc="<script>alert('srcdoc ran')</script>"></iframe>
 <object data="https://object.example/x.swf"></object>
 <form action="https://phish.example/"><input name="password"><button>Log in</button></form>
 </body></html>"""
