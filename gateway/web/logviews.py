@@ -44,6 +44,9 @@ log = structlog.get_logger(__name__)
 #: How many rules and accounts the dashboard's "top" charts show.
 TOP = 10
 
+#: Categories drawn separately in the per-day category chart (the rest are one "other" layer).
+CATEGORY_SERIES = 7
+
 #: Audit actions offered in the filter (the field also takes any other value typed in).
 AUDIT_ACTIONS = (
     "release",
@@ -136,6 +139,21 @@ def _per_day(stats: DecisionStats, chosen: Period) -> tuple[list[str], list[char
     return days, series, links
 
 
+def _per_day_category(stats: DecisionStats, days: list[str]) -> list[charts.Series]:
+    """One series per category, the most frequent first; beyond the palette, the rest are summed as "other"."""
+    counts = {c.key: c.count for c in stats.by_day_category}
+    ranked = [c.key for c in stats.by_category]
+    shown, rest = ranked[:CATEGORY_SERIES], ranked[CATEGORY_SERIES:]
+    series = [
+        charts.Series(name, tuple(counts.get(f"{day} {name}", 0) for day in days), colour)
+        for name, colour in zip(shown, charts.PALETTE, strict=False)
+    ]
+    if rest:
+        other = tuple(sum(counts.get(f"{day} {name}", 0) for name in rest) for day in days)
+        series.append(charts.Series(f"other ({len(rest)} categories)", other, charts.OTHER_COLOUR))
+    return series
+
+
 @require(Role.VIEWER)
 async def dashboard_page(request: Request) -> Response:
     """Counts and charts of the decisions in a chosen period."""
@@ -168,6 +186,14 @@ async def dashboard_page(request: Request) -> Response:
         "charts": {
             "days": charts.stacked_columns(
                 "chart-days", f"Decisions per day by action, {period_text}", days, series, hrefs=day_links
+            ),
+            "day_categories": charts.stacked_columns(
+                "chart-day-categories",
+                f"Decisions per day by category, {period_text}",
+                days,
+                _per_day_category(stats, days),
+                hrefs=day_links,
+                empty="No rule hit in this period.",
             ),
             "categories": charts.bar_chart(
                 "chart-categories",

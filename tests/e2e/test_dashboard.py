@@ -196,8 +196,8 @@ def test_dashboard_in_chromium(gateway: tuple[GatewayProcess, Counter[str], int]
                 assert tile(page, action) == expected, action
             assert tile(page, "held now, awaiting review") == 2  # the two quarantined today
             charts = page.locator("svg.chart[role=img]")
-            assert charts.count() == 5
-            for index in range(5):
+            assert charts.count() == 6
+            for index in range(6):
                 chart = charts.nth(index)
                 labelled = chart.get_attribute("aria-labelledby") or ""
                 title_id = labelled.split()[0]
