@@ -28,6 +28,8 @@ from gateway.web import charts
 from gateway.web.auth import require, signed_in
 from gateway.web.deps import console, render
 from gateway.web.logquery import (
+    DECISION_FIELDS,
+    OUTCOMES,
     PERIODS,
     FilterError,
     Period,
@@ -78,6 +80,7 @@ def _choices(request: Request) -> dict[str, Any]:
     policy = console(request).holder.current
     return {
         "actions": [a.value for a in Action],
+        "outcome_choices": OUTCOMES,
         "categories": [c.value for c in Category],
         "profiles": sorted(policy.specs.profiles),
         "languages": sorted(code for code in policy.specs.lexicons if code != "*"),
@@ -97,8 +100,7 @@ async def decisions_page(request: Request) -> Response:
     try:
         filters = decision_filters(params)
     except FilterError as exc:
-        values = {name: str(params.get(name, "")) for name in ("action", "rule", "category", "language")}
-        values |= {name: str(params.get(name, "")) for name in ("account", "profile", "since", "until", "q")}
+        values = {name: str(params.get(name, "")) for name in DECISION_FIELDS}
         context |= {"filters": values, "error": str(exc), "rows": (), "pager": None}
         return render(request, "decisions.html", context, status_code=400)
     result = await app.service.decisions(filters.query)
@@ -179,7 +181,7 @@ async def dashboard_page(request: Request) -> Response:
         "stats": stats,
         "held": held,
         "actions": [(a.value, by_action.get(a.value, 0), _log_url(chosen, action=a.value)) for a in Action],
-        "outcomes": [(c.key, c.count, _log_url(chosen)) for c in stats.by_outcome],
+        "outcomes": [(c.key, c.count, _log_url(chosen, outcome=c.key)) for c in stats.by_outcome],
         "all_url": _log_url(chosen),
         "per_day": list(zip(days, *(s.values for s in series), strict=True)),
         "series_names": [s.name for s in series],

@@ -24,6 +24,7 @@ def test_decision_filters_map_every_field() -> None:
     """Each form field lands in the DecisionQuery; days become a half-open UTC range."""
     params = {
         "action": "quarantine",
+        "outcome": "quarantined",
         "rule": "review.removal",
         "category": "review.removal",
         "language": "DE",
@@ -38,6 +39,7 @@ def test_decision_filters_map_every_field() -> None:
     found = decision_filters(params, size=20)
     query = found.query
     assert query.action is Action.QUARANTINE
+    assert query.outcome == "quarantined"
     assert (query.rule, query.category, query.language) == ("review.removal", "review.removal", "de")
     assert (query.account, query.profile, query.text) == ("acme", "amazon", "order 302")
     assert query.since == datetime(2025, 5, 1, tzinfo=UTC)

@@ -106,6 +106,8 @@ FILTER_CASES = [
     ("q=z%40example.org", {"See our shop"}),
     ("q=shipping", {"Shipping update"}),
     ("action=quarantine&account=globex", {"See our shop"}),
+    ("outcome=relayed", {"Shipping update"}),
+    ("outcome=rejected", {"Gutschein für Bewertung"}),
 ]
 
 
@@ -182,6 +184,7 @@ def test_bad_decision_filters_answer_400_naming_the_field(kit: ConsoleKit) -> No
     client = kit.client(Role.VIEWER)
     for query, message in [
         ("action=drop", "action: 'drop' is not one of pass, quarantine, reject"),
+        ("outcome=lost", "outcome: 'lost' is not one of relayed, quarantined, rejected, failed"),
         ("since=2025-02-30", "since: '2025-02-30' is not a date (YYYY-MM-DD)"),
         ("page=-1", "page: '-1' is not a page number"),
     ]:
@@ -263,6 +266,7 @@ def test_dashboard_bars_link_to_the_decision_log_of_the_period(kit: ConsoleKit) 
     last = now().date().isoformat()
     target = f"/decisions?since={first}&amp;until={last}&amp;account=globex"
     assert f'href="{target}"' in html
+    assert f'href="/decisions?since={first}&amp;until={last}&amp;outcome=relayed"' in html
     listed = client.get(unescape(target)).text
     assert "See our shop" in listed
     assert "Gutschein für Bewertung" in listed
