@@ -102,7 +102,13 @@ class Pipeline:
         # time anyway, and writers queued here cost nothing, while writers racing
         # for its lock in many threads burn CPU on retries and the GIL.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self._pending: set[concurrent.futures.Future[None]] = set()
+        # Decision-log writes waiting for the writer thread, committed together.
+        self._batch: list[tuple[Decision, Sequence[StateEvent], list[tuple[str, str, str]]]] = []
+        self._batch_lock = threading.Lock()
+        self._flush: concurrent.futures.Future[None] | None = None
+        # True from the submit of a flush until it finds the batch empty (under the lock),
+        # so a write appended while a flush is finishing is never left behind.
+        self._flushing = False
         # State events queued for the store but not committed yet, by (kind, key, queue id).
         self._unwritten: dict[tuple[str, str, str], StateEvent] = {}
         self._unwritten_lock = threading.Lock()
@@ -315,42 +321,64 @@ class Pipeline:
         """Write the decision (and state events) after the reply is settled; failures are only logged.
 
         The decision log is an audit record, not the message: its commit (an fsync on
-        SQLite) need not delay the reply. The write is queued to the writer thread and
-        the pipeline moves on; only when ``MAX_PENDING_WRITES`` writes are already
+        SQLite) need not delay the reply. The write is queued for the writer thread,
+        which commits everything queued together (:meth:`_flush_batches`), and the
+        pipeline moves on; only when ``MAX_PENDING_WRITES`` writes are already
         queued does it wait (backpressure instead of unbounded memory). State events
         not yet committed stay visible to this worker's next messages through
         :meth:`_with_unwritten`, so a second review request for an order is caught
         even while the first one's event is still queued.
         """
-        queue_id, outcome = decision.queue_id, decision.outcome
         keys = [_event_key(e) for e in events]
         with self._unwritten_lock:
             self._unwritten.update(zip(keys, events, strict=True))
-
-        def write() -> None:
-            try:
-                self._store.record_decision(decision)
-                if events:
-                    self._store.record_events(events)
-            except Exception:
-                log.exception("decision_record_failed", queue_id=queue_id, outcome=outcome)
-            finally:
-                with self._unwritten_lock:
-                    for key in keys:
-                        self._unwritten.pop(key, None)
-
-        if len(self._pending) < MAX_PENDING_WRITES:
-            # Fire and forget, without a wake-up of the event loop when it is done.
-            pending = self._writer.submit(contextvars.copy_context().run, write)
-            self._pending.add(pending)
-            pending.add_done_callback(self._pending.discard)
-            return
-        future = asyncio.get_running_loop().run_in_executor(self._writer, contextvars.copy_context().run, write)
+        with self._batch_lock:
+            self._batch.append((decision, events, keys))
+            waiting = len(self._batch)
+            if not self._flushing:
+                # Nothing is flushing: start the writer. A flush already running picks
+                # this write up in its next round.
+                self._flushing = True
+                self._flush = self._writer.submit(contextvars.copy_context().run, self._flush_batches)
+            flush = self._flush
+            assert flush is not None
+        if waiting < MAX_PENDING_WRITES:
+            return  # fire and forget: the reply does not wait for the audit record
+        # Backpressure: too much queued; wait for the writer rather than grow without bound.
         try:
             async with asyncio.timeout(RECORD_TIMEOUT):
-                await asyncio.shield(future)
+                await asyncio.shield(asyncio.wrap_future(flush))
         except TimeoutError:
-            log.error("decision_record_failed", queue_id=queue_id, outcome=outcome, error="store write timed out")
+            log.error("decision_record_failed", queue_id=decision.queue_id, error="store write timed out")
+
+    def _flush_batches(self) -> None:
+        """Writer thread: commit everything queued, in rounds, until nothing is left.
+
+        A busy worker's writes share one transaction (one fsync on SQLite) instead of
+        paying one each. If a batch fails, its writes are retried one by one so a
+        single bad record cannot cost the others.
+        """
+        while True:
+            with self._batch_lock:
+                batch, self._batch = self._batch, []
+                if not batch:
+                    self._flushing = False
+                    return
+            try:
+                self._store.record_batch([d for d, _, _ in batch], [e for _, events, _ in batch for e in events])
+            except Exception:
+                for decision, events, _ in batch:
+                    try:
+                        self._store.record_decision(decision)
+                        if events:
+                            self._store.record_events(events)
+                    except Exception:
+                        log.exception("decision_record_failed", queue_id=decision.queue_id, outcome=decision.outcome)
+            finally:
+                with self._unwritten_lock:
+                    for _, _, keys in batch:
+                        for key in keys:
+                            self._unwritten.pop(key, None)
 
     def _with_unwritten(self, state: MemoryState, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
         """``state`` plus this worker's state events that are still queued for the store."""

@@ -116,3 +116,7 @@ class Store(Protocol):
     def record_events(self, events: Sequence[StateEvent]) -> None:
         """Remember per-order/per-buyer events after a message left."""
         ...
+
+    def record_batch(self, batch: Sequence[Decision], events: Sequence[StateEvent]) -> None:
+        """Append several decisions and state events in one transaction (group commit)."""
+        ...

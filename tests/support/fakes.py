@@ -140,6 +140,7 @@ class FakeStore:
     """An in-memory store with switches to make each operation fail."""
 
     def __init__(self) -> None:
+        self.batches = 0
         self.state_reads = 0
         self._lock = threading.Lock()
         self.decisions: list[Decision] = []
@@ -169,6 +170,13 @@ class FakeStore:
             raise OSError("fake store: database unavailable")
         with self._lock:
             return MemoryState(e for e in self.events if e.key in order_ids or e.key == buyer)
+
+    def record_batch(self, batch: Sequence[Decision], events: Sequence[StateEvent]) -> None:
+        self.batches += 1
+        for decision in batch:
+            self.record_decision(decision)
+        if events:
+            self.record_events(events)
 
     def record_events(self, events: Sequence[StateEvent]) -> None:
         with self._lock:

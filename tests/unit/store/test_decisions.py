@@ -99,3 +99,23 @@ def test_audit_log_filters_newest_first(store: SqlStore) -> None:
     assert store.list_audit(AuditQuery(actor="alice")).total == 2
     assert store.list_audit(AuditQuery(action="reject")).items[0].actor == "bob"
     assert store.list_audit(AuditQuery(since=NOW + timedelta(minutes=1))).total == 2
+
+
+def test_group_commit_keeps_every_decision_and_its_findings(store: SqlStore) -> None:
+    """``record_batch`` (the pipeline's group commit) writes plain and flagged decisions alike."""
+    batch = [
+        decision(queue_id="B1", action=Action.PASS, outcome="relayed"),
+        decision(
+            queue_id="B2",
+            action=Action.REJECT,
+            outcome="rejected",
+            findings=(finding(action=Action.REJECT), finding("marketing", Category.MARKETING, Action.REJECT)),
+        ),
+        decision(queue_id="B3", action=Action.PASS, outcome="relayed"),
+    ]
+    store.record_batch(batch, [])
+    page = store.list_decisions(DecisionQuery())
+    assert sorted(r.decision.queue_id for r in page.items) == ["B1", "B2", "B3"]
+    flagged = next(r.decision for r in page.items if r.decision.queue_id == "B2")
+    assert [f.rule for f in flagged.verdict.findings] == ["review.removal", "marketing"]
+    assert store.list_decisions(DecisionQuery(rule="marketing")).total == 1
