@@ -83,7 +83,9 @@ def make(n: int, now: datetime, days: int) -> Decision:
     return Decision(
         queue_id=qid,
         decided_at=at,
-        envelope=Envelope(qid, f"support@seller{n % 25}.example", rcpt, "127.0.0.1", "helo", ACCOUNTS[n % 25], True, at),
+        envelope=Envelope(
+            qid, f"support@seller{n % 25}.example", rcpt, "127.0.0.1", "helo", ACCOUNTS[n % 25], True, at
+        ),
         verdict=Verdict(verdict_action, PROFILES[n % len(PROFILES)], found),
         subject=f"Your order {n}",
         size=1000 + n % 5000,
@@ -123,7 +125,9 @@ def main() -> None:
     parser = MessageParser(config.parser)
     service = ReviewService(store, UpstreamPool(config), parser, holder, config)
     app = create_app(config, service, holder)
-    store.add_user("bench", argon2.PasswordHasher().hash("bench password 123"), Role.VIEWER, AuditEntry("b", "x", "", now))
+    store.add_user(
+        "bench", argon2.PasswordHasher().hash("bench password 123"), Role.VIEWER, AuditEntry("b", "x", "", now)
+    )
     with TestClient(app, base_url="http://console.test", follow_redirects=False) as client:
         form = client.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', form)
