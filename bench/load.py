@@ -156,7 +156,7 @@ def core(port: int, sink_port: int, directory: Path) -> None:
         def quarantine(self, decision: object, raw: bytes) -> str:
             raise RuntimeError("the empty policy holds nothing")
 
-        def load_state(self, order_ids: object, buyer: object) -> MemoryState:
+        def load_state(self, order_ids: object, buyer: object, buyer_since: object) -> MemoryState:
             return MemoryState()
 
         def record_events(self, events: object) -> None: ...

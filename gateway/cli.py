@@ -53,3 +53,7 @@ main.add_command(passwd_command)
 from gateway.web.cli import admin_command  # noqa: E402
 
 main.add_command(admin_command)
+from gateway.admin.cli import decisions_group, quarantine_group, users_group  # noqa: E402
+
+for _group in (quarantine_group, decisions_group, users_group):
+    main.add_command(_group)

@@ -184,6 +184,10 @@ class StoreConfig(_Section):
     # None means SQLite at <data_dir>/gateway.db.
     database_url: SecretStr | None = None
     retention_days: Annotated[int, Field(ge=1)] = 30
+    # Per-order and per-buyer state (review.repeat, the proactive window and cap) is
+    # purged after this many days. It must outlast the longest window/period of any
+    # profile, or those rules forget too early: a year covers every shipped profile.
+    state_retention_days: Annotated[int, Field(ge=1)] = 365
 
 
 class PolicyConfig(_Section):
@@ -388,19 +392,22 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
 DEV_CAPTURE_PORT = 2526
 
 
-def dev_config(data_dir: Path, environ: dict[str, str] | None = None) -> Config:
+def dev_config(
+    data_dir: Path, environ: dict[str, str] | None = None, *, capture_port: int = DEV_CAPTURE_PORT
+) -> Config:
     """Embedded defaults for ``gateway serve --dev``: no file needed.
 
     SMTP on 127.0.0.1:2525 open to loopback clients for any sender, an embedded
-    capture next hop on 127.0.0.1:2526 writing to ``<data_dir>/captured/``,
-    SQLite under ``data_dir``, the shipped policies, the console on 127.0.0.1:8025.
+    capture next hop on 127.0.0.1:``capture_port`` (2526) writing to
+    ``<data_dir>/captured/``, SQLite under ``data_dir``, the shipped policies,
+    the console on 127.0.0.1:8025.
     """
     raw: dict[str, Any] = {
         "dev": True,
         "data_dir": str(data_dir),
         "server": {"listen": "127.0.0.1:2525", "hostname": "gateway.localhost", "workers": 1},
         "accounts": [{"name": "dev", "networks": ["127.0.0.0/8", "::1/128"], "senders": ["*"]}],
-        "upstreams": {"default": {"host": "127.0.0.1", "port": DEV_CAPTURE_PORT, "tls": "none", "pool_size": 2}},
+        "upstreams": {"default": {"host": "127.0.0.1", "port": capture_port, "tls": "none", "pool_size": 2}},
         "logging": {"format": "console"},
         "admin": {"listen": "127.0.0.1:8025", "secure_cookies": False},
     }

@@ -7,7 +7,8 @@ sender's contract (DESIGN.md "Reply semantics"):
 
 - PASS: relay upstream; answer 250 only once the upstream accepted. Recipients
   refused upstream while others were accepted get a DSN (RFC 3464) sent to the
-  envelope sender and a ``recipient_refused`` log event.
+  envelope sender and a ``recipient_refused`` log event. A review request's 250
+  also waits for its state row (``review.repeat`` survives a crash).
 - QUARANTINE: commit message and decision to the store (in a thread); answer 250
   only after the commit returned.
 - REJECT: ``550 5.7.1 [rule.id] description: "evidence"``.
@@ -46,11 +47,11 @@ from gateway.config import Config
 from gateway.logging import Pseudonymizer
 from gateway.mime.types import ParsedMessage
 from gateway.model import Action, Decision, Envelope, Route, Verdict
-from gateway.pipeline_types import Parser, Policy, Relay, RelayError, Store
+from gateway.pipeline_types import Parser, Policy, PolicyNeeds, Relay, RelayError, Store
 from gateway.smtp import replies
 from gateway.smtp.replies import Reply
 from gateway.smtp.trace import received_header
-from gateway.state import MemoryState, StateEvent, delivery_events
+from gateway.state import EventKind, MemoryState, StateEvent, delivery_events
 from gateway.upstream.dsn import build_dsn
 
 log = structlog.get_logger("gateway.pipeline")
@@ -184,11 +185,7 @@ class Pipeline:
             started = time.perf_counter()
             # Time spent waiting for a free thread: a sign of a saturated worker.
             stages.durations["queued"] = round((started - submitted) * 1000, 3)
-            state = (
-                self._with_unwritten(self._store.load_state(order_ids, route.buyer), order_ids, route.buyer)
-                if needs.state
-                else MemoryState()
-            )
+            state = self._load_state(order_ids, route.buyer, needs) if needs.state else MemoryState()
             loaded = time.perf_counter()
             stages.durations["state"] = round((loaded - started) * 1000, 3)
             verdict = policy.evaluate(parsed, route, state)
@@ -268,7 +265,10 @@ class Pipeline:
         if result.refused:
             await self._notify_refused(envelope, route, result.refused, raw)
         events = self._state_events(verdict, route, envelope.queue_id)
-        await self._record_quietly(decision, events)
+        # A review request's 250 waits for its state row: review.repeat must remember it
+        # even if the gateway is killed right after the reply (one commit, once per order).
+        remember = any(e.kind is EventKind.REVIEW_REQUEST for e in events)
+        await self._record_quietly(decision, events, wait=remember)
         return replies.relayed(envelope.queue_id, result.reply), decision
 
     # --- after-effects -----------------------------------------------------------
@@ -317,7 +317,9 @@ class Pipeline:
             verdict = replace(verdict, buyer=route.buyer)
         return delivery_events(verdict, queue_id, datetime.now(UTC))
 
-    async def _record_quietly(self, decision: Decision, events: Sequence[StateEvent] = ()) -> None:
+    async def _record_quietly(
+        self, decision: Decision, events: Sequence[StateEvent] = (), *, wait: bool = False
+    ) -> None:
         """Write the decision (and state events) after the reply is settled; failures are only logged.
 
         The decision log is an audit record, not the message: its commit (an fsync on
@@ -327,7 +329,8 @@ class Pipeline:
         queued does it wait (backpressure instead of unbounded memory). State events
         not yet committed stay visible to this worker's next messages through
         :meth:`_with_unwritten`, so a second review request for an order is caught
-        even while the first one's event is still queued.
+        even while the first one's event is still queued. With ``wait`` it returns
+        only after the writer committed this write (or logged why it could not).
         """
         keys = [_event_key(e) for e in events]
         with self._unwritten_lock:
@@ -342,9 +345,10 @@ class Pipeline:
                 self._flush = self._writer.submit(contextvars.copy_context().run, self._flush_batches)
             flush = self._flush
             assert flush is not None
-        if waiting < MAX_PENDING_WRITES:
+        if waiting < MAX_PENDING_WRITES and not wait:
             return  # fire and forget: the reply does not wait for the audit record
-        # Backpressure: too much queued; wait for the writer rather than grow without bound.
+        # The reply depends on this write, or too much is queued (backpressure instead of
+        # unbounded growth): wait for the writer.
         try:
             async with asyncio.timeout(RECORD_TIMEOUT):
                 await asyncio.shield(asyncio.wrap_future(flush))
@@ -379,6 +383,16 @@ class Pipeline:
                     for _, _, keys in batch:
                         for key in keys:
                             self._unwritten.pop(key, None)
+
+    def _load_state(self, order_ids: Sequence[str], buyer: str | None, needs: PolicyNeeds) -> MemoryState:
+        """The stored state about these orders (and the buyer, over the cap's period), plus queued events."""
+        now = datetime.now(UTC)
+        if needs.buyer_period is None:
+            # No active rule counts this buyer's messages: do not read them.
+            stored = self._store.load_state(order_ids, None, now)
+        else:
+            stored = self._store.load_state(order_ids, buyer, now - needs.buyer_period)
+        return self._with_unwritten(stored, order_ids, buyer)
 
     def _with_unwritten(self, state: MemoryState, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
         """``state`` plus this worker's state events that are still queued for the store."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.mime.types import ParsedMessage
@@ -34,10 +35,13 @@ class PolicyNeeds:
 
     A profile whose rules read no content (or none at all) lets the pipeline
     skip the full parse; one with no stateful rule lets it skip the state read.
+    ``buyer_period`` is how far back per-buyer history matters (the proactive
+    cap's period); ``None`` when no active rule reads it, so none is loaded.
     """
 
     content: bool = True
     state: bool = True
+    buyer_period: timedelta | None = None
 
 
 class Policy(Protocol):
@@ -109,8 +113,8 @@ class Store(Protocol):
         """
         ...
 
-    def load_state(self, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
-        """A snapshot of the state rows relevant to these orders and this buyer."""
+    def load_state(self, order_ids: Sequence[str], buyer: str | None, buyer_since: datetime) -> MemoryState:
+        """A snapshot of the state rows about these orders, and about this buyer since ``buyer_since``."""
         ...
 
     def record_events(self, events: Sequence[StateEvent]) -> None:

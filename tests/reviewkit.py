@@ -27,7 +27,7 @@ from aiosmtpd.smtp import Session
 from gateway.config import Config, parse_config
 from gateway.mime.types import OrderId, ParsedMessage, TextPart, TextSource
 from gateway.model import Action, Category, Finding, Route, Signal, Verdict
-from gateway.pipeline_types import RelayError, RelayResult
+from gateway.pipeline_types import PolicyNeeds, RelayError, RelayResult
 from gateway.state import State
 
 
@@ -180,6 +180,10 @@ class FakePolicy:
             order_ids=orders,
             buyer=route.buyer,
         )
+
+    def needs(self, profile: str) -> PolicyNeeds:
+        """Content and per-order state; no per-buyer history (no cap)."""
+        return PolicyNeeds()
 
 
 def make_config(tmp_path: Path, database_url: str, ports: dict[str, int], **extra: Any) -> Config:

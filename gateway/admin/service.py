@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -300,7 +301,11 @@ class ReviewService:
         parsed = await self._parser.parse(raw)
         policy = self._policy()
         route = policy.route(record.envelope.rcpt_tos)
-        state = await asyncio.to_thread(self._store.load_state, [o.value for o in parsed.order_ids], route.buyer)
+        order_ids = [o.value for o in parsed.order_ids]
+        buyer_period = policy.needs(route.profile).buyer_period
+        buyer = route.buyer if buyer_period is not None else None
+        since = self._clock() - (buyer_period or timedelta(0))
+        state = await asyncio.to_thread(self._store.load_state, order_ids, buyer, since)
         # Evaluation is pure but CPU-bound (regexes over every text): keep it off the event loop.
         verdict = await asyncio.to_thread(policy.evaluate, parsed, route, state)
         previous = record.verdict.action
@@ -334,6 +339,9 @@ class ReviewService:
         """Remove reviewed messages and decisions older than ``older_than`` (default: the retention setting).
 
         Held messages are kept unless ``include_held``: nobody has decided on them yet.
+        State events (review requests per order, proactive messages per buyer) older than
+        ``store.state_retention_days`` go too, whatever ``older_than`` says: the history
+        rules need them longer than the quarantine.
         """
         age = older_than if older_than is not None else timedelta(days=self._config.store.retention_days)
         if age <= timedelta(0):
@@ -343,7 +351,17 @@ class ReviewService:
         detail += ", including held" if include_held else ""
         entry = AuditEntry(user, "purge", "", self._clock(), " ".join(reason.split()), AuditResult.OK, detail)
         result = await asyncio.to_thread(self._store.purge, before, entry, include_held)
-        log.info("quarantine_purged", user=user, quarantined=result.quarantined, decisions=result.decisions)
+        state_age = timedelta(days=self._config.store.state_retention_days)
+        state_entry = replace(entry, detail=f"state events older than {state_age.days} days")
+        removed = await asyncio.to_thread(self._store.purge_state, self._clock() - state_age, state_entry)
+        result = replace(result, state_events=removed)
+        log.info(
+            "quarantine_purged",
+            user=user,
+            quarantined=result.quarantined,
+            decisions=result.decisions,
+            state_events=removed,
+        )
         return result
 
     async def record(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gateway.config import RouteConfig
 from gateway.mime.types import ParsedMessage
@@ -106,7 +106,9 @@ class CompiledPolicy:
             )
             for profile_id, profile in self.profiles.items()
         }
-        self._needs = {profile_id: self._needs_of(active) for profile_id, active in self.active.items()}
+        self._needs = {
+            profile_id: self._needs_of(self.profiles[profile_id], active) for profile_id, active in self.active.items()
+        }
 
     # --- routing -------------------------------------------------------
 
@@ -129,15 +131,20 @@ class CompiledPolicy:
             max_message_size=profile.spec.max_message_size,
         )
 
-    def _needs_of(self, active: tuple[tuple[Rule, _Resolved], ...]) -> PolicyNeeds:
+    def _needs_of(self, profile: Profile, active: tuple[tuple[Rule, _Resolved], ...]) -> PolicyNeeds:
         rules = [rule for rule, _ in active] + list(self.signal_rules)
+        checks = {rule.spec.match.check for rule, _ in active if isinstance(rule.spec.match, StateMatch)}
+        proactive = profile.spec.proactive
+        # Only the cap reads per-buyer history, and only over its own period.
+        capped = "cap" in checks and proactive.max_per_buyer is not None
         return PolicyNeeds(
             content=bool(rules),
-            state=any(isinstance(rule.spec.match, StateMatch) for rule, _ in active),
+            state=bool(checks),
+            buyer_period=timedelta(days=proactive.period_days) if capped else None,
         )
 
     def needs(self, profile: str) -> PolicyNeeds:
-        """What evaluating ``profile``'s active rules reads (content, per-order state)."""
+        """What evaluating ``profile``'s active rules reads (content, per-order state, buyer history)."""
         return self._needs.get(profile, PolicyNeeds())
 
     # --- evaluation ----------------------------------------------------

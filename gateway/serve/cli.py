@@ -11,9 +11,10 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from gateway.config import DEV_CAPTURE_PORT, AdminConfig, Config, ConfigError, ServerConfig, dev_config, load_config
+from gateway.config import AdminConfig, Config, ServerConfig
 from gateway.logging import configure_logging
 from gateway.serve.asgi import AsgiService
+from gateway.serve.options import config_options, resolve_config
 from gateway.serve.supervisor import CaptureSpec, Service, Supervisor
 from gateway.smtp.auth import hash_password
 
@@ -58,54 +59,32 @@ def override_admin_listen(config: Config, listen: str) -> Config:
 
 
 @click.command("serve")
-@click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="The TOML configuration file."
-)
-@click.option("--dev", is_flag=True, help="Embedded defaults: loopback SMTP, a capture next hop, SQLite under ./data.")
+@config_options
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes sharing the port (default: config).")
 @click.option("--listen", metavar="HOST:PORT", help="Override server.listen (port 0 picks a free one).")
 @click.option(
     "--admin-listen", metavar="HOST:PORT", help="Override admin.listen, the console (port 0 picks a free one)."
 )
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path, file_okay=False), help="With --dev: where state goes (./data)."
-)
-@click.option(
-    "--capture-port",
-    type=click.IntRange(0, 65535),
-    default=DEV_CAPTURE_PORT,
-    show_default=True,
-    help="With --dev: the capture next hop's port.",
-)
 def serve_command(
     config_path: Path | None,
     dev: bool,
+    data_dir: Path | None,
+    capture_port: int | None,
     workers: int | None,
     listen: str | None,
     admin_listen: str | None,
-    data_dir: Path | None,
-    capture_port: int,
 ) -> None:
     """Run the SMTP gateway in the foreground until SIGTERM or Ctrl-C."""
-    if dev == (config_path is not None):
-        raise click.UsageError("give either --config FILE or --dev")
+    source = resolve_config(config_path, dev, data_dir, capture_port)
+    config = source.config
     capture = None
-    try:
-        if dev:
-            directory = (data_dir or Path("data")).resolve()
-            directory.mkdir(parents=True, exist_ok=True)
-            config = dev_config(directory)
-            # The console relays releases to the capture hop too, so it must know the port now.
-            capture_port = capture_port or free_loopback_port()
-            default = config.upstreams["default"].model_copy(update={"port": capture_port})
+    if source.dev_dir is not None:
+        # The console relays releases to the capture hop too, so port 0 is resolved now.
+        port = source.capture_port or free_loopback_port()
+        if port != config.upstreams["default"].port:
+            default = config.upstreams["default"].model_copy(update={"port": port})
             config = config.model_copy(update={"upstreams": {**config.upstreams, "default": default}})
-            capture = CaptureSpec("127.0.0.1", capture_port, directory / "captured")
-        else:
-            assert config_path is not None
-            config = load_config(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+        capture = CaptureSpec("127.0.0.1", port, source.dev_dir / "captured")
     if listen is not None:
         config = _override_listen(config, listen)
     if admin_listen is not None:

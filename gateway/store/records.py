@@ -231,6 +231,8 @@ class PurgeResult:
     quarantined: int
     decisions: int
     kept_held: int
+    #: Per-order/per-buyer state events removed (their own retention, ``store.state_retention_days``).
+    state_events: int = 0
 
 
 class Role(enum.StrEnum):

@@ -152,6 +152,8 @@ state_events = sa.Table(
     # Recording the same event twice (a retried release) must not count twice.
     sa.UniqueConstraint("kind", "key", "queue_id"),
     sa.Index(None, "kind", "key", "at"),
+    # Added by revision 0003: the retention purge selects by age alone.
+    sa.Index(None, "at"),
 )
 
 audit_log = sa.Table(

@@ -104,10 +104,10 @@ class SqlStore:
         log.info("message_quarantined", queue_id=decision.queue_id, size=len(raw))
         return decision.queue_id
 
-    def load_state(self, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
-        """A snapshot of the state rows about these orders and this buyer."""
+    def load_state(self, order_ids: Sequence[str], buyer: str | None, buyer_since: datetime) -> MemoryState:
+        """A snapshot of the state rows about these orders, and about this buyer since ``buyer_since``."""
         with _database_errors(), read(self._engine) as conn:
-            return state.load(conn, order_ids, buyer)
+            return state.load(conn, order_ids, buyer, buyer_since)
 
     def record_batch(self, batch: Sequence[Decision], events: Sequence[StateEvent]) -> None:
         """Append decisions and state events in one transaction (the pipeline's group commit).
@@ -230,6 +230,24 @@ class SqlStore:
                     audit.write(conn, _batch(entry, "nothing older"))
         log.info("store_purged", before=before.isoformat(), quarantined=removed_q, decisions=removed_d)
         return PurgeResult(before=before, quarantined=removed_q, decisions=removed_d, kept_held=kept_held)
+
+    def purge_state(self, before: datetime, entry: AuditEntry) -> int:
+        """Remove per-order and per-buyer state events older than ``before``, in batches.
+
+        Each batch commits with its own audit row; returns how many were removed.
+        """
+        removed = 0
+        with _database_errors():
+            while True:
+                with write(self._engine) as conn:
+                    ids = state.purge_ids(conn, before, PURGE_BATCH)
+                    if not ids:
+                        break
+                    n = state.delete_rows(conn, ids)
+                    removed += n
+                    audit.write(conn, _batch(entry, f"{n} state events"))
+        log.info("state_purged", before=before.isoformat(), events=removed)
+        return removed
 
     # -- decision log ---------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from email.parser import BytesParser
 from email.utils import getaddresses
 
@@ -164,12 +165,12 @@ class FakeStore:
             self.decisions.append(decision)
             return f"q{len(self.quarantined)}"
 
-    def load_state(self, order_ids: Sequence[str], buyer: str | None) -> MemoryState:
+    def load_state(self, order_ids: Sequence[str], buyer: str | None, buyer_since: datetime) -> MemoryState:
         self.state_reads += 1
         if self.fail_load:
             raise OSError("fake store: database unavailable")
         with self._lock:
-            return MemoryState(e for e in self.events if e.key in order_ids or e.key == buyer)
+            return MemoryState(e for e in self.events if e.key in order_ids or (e.key == buyer and e.at >= buyer_since))
 
     def record_batch(self, batch: Sequence[Decision], events: Sequence[StateEvent]) -> None:
         self.batches += 1

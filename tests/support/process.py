@@ -17,9 +17,16 @@ _LISTEN = re.compile(r"server_started\b.*?listen[\"=:\s]+\"?127\.0\.0\.1:(\d+)")
 
 
 class GatewayProcess:
-    """Runs ``gateway serve ARGS``; ``port`` is read from its ``server_started`` event."""
+    """Runs ``gateway serve ARGS``; ``port`` is read from its ``server_started`` event.
+
+    The admin console listens on a free port unless ARGS say otherwise, so tests
+    never fight over the fixed 127.0.0.1:8025 of ``--dev`` (nor with a gateway a
+    developer runs on the same machine).
+    """
 
     def __init__(self, *args: str, log_path: Path) -> None:
+        if not any(a.startswith("--admin-listen") for a in args):
+            args = (*args, "--admin-listen", "127.0.0.1:0")
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen([str(GATEWAY), "serve", *args], stdout=self._log, stderr=subprocess.STDOUT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from gateway.config import Config
 from gateway.model import Action, Decision, Envelope, Route
 from gateway.pipeline import Pipeline
 from gateway.pipeline_types import PolicyNeeds, RelayError
-from gateway.state import EventKind
+from gateway.state import EventKind, StateEvent
 from tests.support.fakes import FakeParser, FakePolicy, FakeRelay, FakeStore
 from tests.support.messages import BUYER, SELLER, message
 from tests.support.servers import make_config
@@ -251,6 +251,26 @@ async def test_decision_log_write_does_not_delay_the_reply() -> None:
     rig.pipeline.close()
 
 
+async def test_review_request_reply_waits_for_its_state_commit() -> None:
+    """A relayed review request is answered only once its REVIEW_REQUEST row is committed (crash-safe repeat)."""
+    rig = Rig()
+    store = SlowStore()
+    pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, store, rig.config)
+    envelope = Envelope(queue_id="R1", mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
+    raw = message("[review] please leave a review for order 302-1234567-1234567")
+    run = asyncio.ensure_future(pipeline.run(envelope, rig.policy.route([BUYER]), raw))
+    await asyncio.sleep(0.3)
+    assert not run.done()  # relayed, but the reply waits for the blocked commit
+    assert len(rig.relay.sent) == 1
+    store.release.set()
+    reply = await asyncio.wait_for(run, 5)
+    assert reply.code == 250
+    assert [(e.kind, e.queue_id) for e in store.events if e.kind is EventKind.REVIEW_REQUEST] == [
+        (EventKind.REVIEW_REQUEST, "R1")
+    ]
+    pipeline.close()
+
+
 async def test_queued_state_events_are_seen_by_the_next_message() -> None:
     """State events still queued for a slow store are merged into the next message's state."""
     rig = Rig()
@@ -275,6 +295,28 @@ async def test_queued_state_events_are_seen_by_the_next_message() -> None:
     await pipeline.drain()
     assert sorted(e.queue_id for e in store.events) == ["P1", "P2"]
     pipeline.close()
+
+
+@pytest.mark.parametrize(("period_days", "counted"), [(30, 1), (None, 0)])
+async def test_buyer_history_is_read_over_the_policy_s_period_only(period_days: int | None, counted: int) -> None:
+    """The store is asked for the buyer's events since now minus the cap period, or for none without a cap."""
+    rig = Rig()
+    now = datetime.now(UTC)
+    rig.store.events += [
+        StateEvent(EventKind.PROACTIVE, BUYER.lower(), now - timedelta(days=40), "OLD"),
+        StateEvent(EventKind.PROACTIVE, BUYER.lower(), now - timedelta(days=10), "RECENT"),
+    ]
+    seen: list[int] = []
+
+    class Counting(FakePolicy):
+        def evaluate(self, parsed: Any, route: Route, state: Any) -> Any:
+            seen.append(state.proactive_count(BUYER.lower(), datetime(2000, 1, 1, tzinfo=UTC)))
+            return super().evaluate(parsed, route, state)
+
+    period = timedelta(days=period_days) if period_days is not None else None
+    rig.policy = Counting(needs=PolicyNeeds(buyer_period=period))
+    assert (await rig.run(message("[proactive] hello"))).startswith("250")
+    assert seen == [counted]
 
 
 async def test_policy_that_reads_no_content_skips_the_full_parse() -> None:

@@ -15,7 +15,7 @@ import pytest
 from gateway.admin.results import InputError
 from gateway.admin.service import ReviewService
 from gateway.model import Action, Decision, Envelope
-from gateway.state import EMPTY_STATE
+from gateway.state import EMPTY_STATE, EventKind, StateEvent
 from gateway.store import ConflictError, NotFoundError, SqlStore, open_store
 from gateway.store.records import AuditQuery, AuditResult, DecisionQuery, QuarantineQuery, QuarantineStatus
 from tests.reviewkit import CaptureServer, FakeParser, FakePolicy, LoopbackRelay, make_config
@@ -114,7 +114,7 @@ async def test_release_records_the_review_request_for_review_repeat(rig: Rig) ->
     """A released review request is remembered for its order, so the next one is a review.repeat."""
     qid = await rig.quarantine()
     await rig.service.release(qid, user="alice", reason="fine")
-    assert rig.store.load_state([ORDER], None).review_requested(ORDER) == NOW
+    assert rig.store.load_state([ORDER], None, NOW).review_requested(ORDER) == NOW
 
 
 async def test_released_message_cannot_be_released_again(rig: Rig) -> None:
@@ -382,6 +382,23 @@ async def test_purge_uses_the_retention_setting_by_default(rig: Rig) -> None:
     assert remaining == [recent]
     with pytest.raises(NotFoundError):
         await rig.service.export(old, user="alice")
+
+
+async def test_purge_removes_state_events_after_their_own_retention(rig: Rig) -> None:
+    """purge() drops state events older than state_retention_days (365), whatever the quarantine age given."""
+    rig.store.record_events(
+        [
+            StateEvent(EventKind.REVIEW_REQUEST, "302-0000001", NOW - timedelta(days=400), "Qa"),
+            StateEvent(EventKind.REVIEW_REQUEST, "302-0000002", NOW - timedelta(days=300), "Qb"),
+            StateEvent(EventKind.PROACTIVE, "b@marketplace.amazon.de", NOW - timedelta(days=366), "Qc"),
+        ]
+    )
+    result = await rig.service.purge(user="alice", older_than=timedelta(days=1), reason="monthly")
+    assert result.state_events == 2
+    left = rig.store.load_state(["302-0000001", "302-0000002"], "b@marketplace.amazon.de", NOW - timedelta(days=999))
+    assert [e.queue_id for e in left.events] == ["Qb"]
+    details = [e.detail for e in rig.store.list_audit(AuditQuery(action="purge")).items]
+    assert "state events older than 365 days: 2 state events" in details
 
 
 async def test_bulk_release_reports_each_message(rig: Rig) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +196,23 @@ def test_needs_follow_the_profile_s_active_rules(policy_dir: PolicyDir) -> None:
     assert (default.content, default.state) == (False, False)
     only_text = compiled(policy_dir, [REMOVAL]).needs("amazon")
     assert (only_text.content, only_text.state) == (True, False)
+    assert amazon.buyer_period is None  # review.repeat reads orders, never the buyer's history
+
+
+def test_buyer_history_is_needed_over_the_cap_period_only(policy_dir: PolicyDir) -> None:
+    """Only an active cap with a maximum reads per-buyer history, and only over the profile's period_days."""
+    cap: dict[str, Any] = {
+        "id": "timing.cap",
+        "category": "timing.window",
+        "description": "Too many proactive messages to one buyer",
+        "match": {"type": "state", "check": "cap"},
+    }
+    capped = {**AMAZON_PROFILE, "proactive": {"max_per_buyer": 5, "period_days": 14}}
+    uncapped = {**AMAZON_PROFILE, "proactive": {"period_days": 14}}
+    root = policy_dir([REMOVAL, cap], LEXICONS, profiles=[DEFAULT_PROFILE, capped])
+    assert CompiledPolicy(load_specs(root)).needs("amazon").buyer_period == timedelta(days=14)
+    root = policy_dir([REMOVAL, cap], LEXICONS, profiles=[DEFAULT_PROFILE, uncapped])
+    assert CompiledPolicy(load_specs(root)).needs("amazon").buyer_period is None
+    off = {**capped, "rules": {"*": "on", "timing.cap": "off"}}
+    root = policy_dir([REMOVAL, cap], LEXICONS, profiles=[DEFAULT_PROFILE, off])
+    assert CompiledPolicy(load_specs(root)).needs("amazon").buyer_period is None

@@ -63,6 +63,12 @@ def test_first_revision_with_rows_upgrades_in_place(database_url: str) -> None:
                 sa.text("INSERT INTO quarantine_messages (quarantine_id, sha256, raw) VALUES ('OLD1', 'x', :raw)"),
                 {"raw": b"Subject: Old subject\r\n\r\nbody\r\n"},
             )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO state_events (kind, key, at, queue_id) VALUES ('review_request', '302-1', :at, 'OLD1')"
+                ),
+                {"at": old if engine.dialect.name == "postgresql" else old.strftime("%Y-%m-%d %H:%M:%S.%f")},
+            )
     finally:
         engine.dispose()
 
@@ -81,6 +87,10 @@ def test_first_revision_with_rows_upgrades_in_place(database_url: str) -> None:
 
         store.add_user("root", "hash", Role.ADMIN, AuditEntry("cli", "user_add", "root", NOW))
         assert [u.name for u in store.list_users()] == ["root"]
+        # State from 0001 still answers review.repeat, and the 0003 purge index finds it by age.
+        assert store.load_state(["302-1"], None, NOW).review_requested("302-1") == old
+        assert store.purge_state(old, AuditEntry("cli", "purge", "", NOW)) == 0
+        assert store.purge_state(NOW, AuditEntry("cli", "purge", "", NOW)) == 1
     finally:
         store.close()
     engine = create_engine(database_url)

@@ -18,7 +18,7 @@ from tests.storekit import NOW, decision, finding, raw_message
 def test_sql_store_satisfies_the_pipeline_protocol(store: SqlStore) -> None:
     """SqlStore is usable wherever the pipeline expects a Store."""
     as_protocol: Store = store
-    assert as_protocol.load_state([], None).events == ()
+    assert as_protocol.load_state([], None, NOW).events == ()
 
 
 def test_quarantine_keeps_exact_bytes_envelope_and_verdict(store: SqlStore) -> None:
@@ -108,13 +108,27 @@ def test_state_events_feed_review_repeat_and_proactive_cap(store: SqlStore) -> N
             StateEvent(EventKind.PROACTIVE, "other@marketplace.amazon.de", NOW, "Q2"),
         ]
     )
-    snapshot = store.load_state(["302-1111111-1111111"], buyer)
+    snapshot = store.load_state(["302-1111111-1111111"], buyer, NOW - timedelta(days=60))
     assert snapshot.review_requested("302-1111111-1111111") == NOW - timedelta(days=3)
     assert snapshot.order_first_seen("302-1111111-1111111") == NOW - timedelta(days=9)
     assert snapshot.review_requested("302-2222222-2222222") is None
     assert snapshot.proactive_count(buyer, NOW - timedelta(days=30)) == 1
     assert snapshot.proactive_count(buyer, NOW - timedelta(days=60)) == 2
     assert snapshot.proactive_count("other@marketplace.amazon.de", NOW - timedelta(days=1)) == 0
+
+
+def test_buyer_history_is_read_only_over_the_cap_period(store: SqlStore) -> None:
+    """Proactive events older than ``buyer_since`` stay in the database; order events are read whatever their age."""
+    buyer = "busy@marketplace.amazon.de"
+    store.record_events(
+        [StateEvent(EventKind.PROACTIVE, buyer, NOW - timedelta(days=d), f"Q{d}") for d in range(0, 400, 10)]
+        + [StateEvent(EventKind.REVIEW_REQUEST, "302-3333333-3333333", NOW - timedelta(days=300), "Qr")]
+    )
+    snapshot = store.load_state(["302-3333333-3333333"], buyer, NOW - timedelta(days=30))
+    assert sorted(e.queue_id for e in snapshot.events if e.kind is EventKind.PROACTIVE) == ["Q0", "Q10", "Q20", "Q30"]
+    assert snapshot.review_requested("302-3333333-3333333") == NOW - timedelta(days=300)
+    # Without a buyer, no buyer events at all.
+    assert [e.kind for e in store.load_state([], None, NOW - timedelta(days=999)).events] == []
 
 
 def test_recording_the_same_events_twice_counts_once(store: SqlStore) -> None:
@@ -124,7 +138,7 @@ def test_recording_the_same_events_twice_counts_once(store: SqlStore) -> None:
     store.record_events(events)
     store.record_events(events)
     store.record_events([StateEvent(EventKind.PROACTIVE, buyer, NOW, "Q10")])
-    snapshot = store.load_state(["o-1"], buyer)
+    snapshot = store.load_state(["o-1"], buyer, NOW - timedelta(days=1))
     assert snapshot.proactive_count(buyer, NOW - timedelta(days=1)) == 2
     assert len(snapshot.events) == 3
 
@@ -136,7 +150,7 @@ def test_state_survives_reopening(database_url: str) -> None:
     first.close()
     second = open_store(database_url)
     try:
-        assert second.load_state(["302-9"], None).review_requested("302-9") == NOW
+        assert second.load_state(["302-9"], None, NOW).review_requested("302-9") == NOW
     finally:
         second.close()
 

@@ -168,7 +168,7 @@ def test_finish_release_records_state_events_with_it(store: SqlStore) -> None:
     store.claim_release(qid, "w", NOW, NOW + timedelta(minutes=10))
     events = [StateEvent(EventKind.REVIEW_REQUEST, "302-1234567-1234567", NOW, qid)]
     store.finish_release(qid, "w", entry("release", qid), "250 ok", {}, events)
-    assert store.load_state(["302-1234567-1234567"], None).review_requested("302-1234567-1234567") == NOW
+    assert store.load_state(["302-1234567-1234567"], None, NOW).review_requested("302-1234567-1234567") == NOW
 
 
 def test_reject_and_delete_only_from_held(store: SqlStore) -> None:
