@@ -265,6 +265,7 @@ def period(params: Mapping[str, str], today: date) -> Period:
     """Read the dashboard's period: ``period=7|30|90|1`` (last N days up to today) or custom ``since``/``until``.
 
     A custom range missing ``since`` starts 29 days before ``until``; missing ``until`` ends today.
+    Dates other than the preset's own make the range custom (someone edited them in the form).
 
     Raises:
         FilterError: an unknown preset, a malformed date, a reversed or too long range.
@@ -273,7 +274,12 @@ def period(params: Mapping[str, str], today: date) -> Period:
     if choice not in PERIODS:
         raise FilterError("period", f"{choice!r} is not one of {', '.join(PERIODS)}")
     if choice != "custom":
-        return Period(choice, today - timedelta(days=int(choice) - 1), today)
+        preset = Period(choice, today - timedelta(days=int(choice) - 1), today)
+        given = (_clean(params, "since"), _clean(params, "until"))
+        # The form shows the preset's dates; a date edited there wins over the preset still selected.
+        if given == ("", "") or given == (preset.first.isoformat(), preset.last.isoformat()):
+            return preset
+        choice = "custom"
     since = parse_day(_clean(params, "since"), "since")
     until = parse_day(_clean(params, "until"), "until") or today
     first = since if since is not None else until - timedelta(days=29)

@@ -124,6 +124,14 @@ def test_preset_periods_end_today() -> None:
     assert today.log_filters() == {"since": "2025-05-20", "until": "2025-05-20"}
 
 
+def test_edited_dates_win_over_the_preset() -> None:
+    """The form echoes the preset's dates; changing one makes the range custom, keeping them makes no difference."""
+    echoed = period({"period": "7", "since": "2025-05-14", "until": "2025-05-20"}, TODAY)
+    assert (echoed.choice, echoed.days) == ("7", 7)
+    edited = period({"period": "7", "since": "2025-05-01", "until": "2025-05-20"}, TODAY)
+    assert (edited.choice, edited.first, edited.last) == ("custom", date(2025, 5, 1), TODAY)
+
+
 def test_custom_period() -> None:
     """A custom range takes both days; a missing end is today, a missing start is 29 days before the end."""
     custom = period({"period": "custom", "since": "2025-04-01", "until": "2025-04-10"}, TODAY)
