@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,23 +25,13 @@ from gateway.config import dev_config
 from gateway.model import Action, Category
 from gateway.store import open_store
 from gateway.web.runtime import DEV_ADMIN_NAME, DEV_ADMIN_PASSWORD
+from tests.e2e.conftest import SCREENSHOTS
 from tests.storekit import decision, finding
 from tests.support.process import GatewayProcess
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed"),
-]
+# Chromium comes from the shared session fixtures of tests/e2e/conftest.py (one Playwright per session).
+pytestmark = pytest.mark.e2e
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 _ADMIN = re.compile(r"service_started\b[^\n]*")
 _PORT = re.compile(r"listen[\"=:\s]+\"?127\.0\.0\.1:(\d+)")
 
@@ -166,68 +157,60 @@ def tile(page: object, label: str) -> int:
     return int(value)
 
 
-def test_dashboard_in_chromium(gateway: tuple[GatewayProcess, Counter[str], int]) -> None:
+def test_dashboard_in_chromium(gateway: tuple[GatewayProcess, Counter[str], int], page: Any) -> None:
     """Sign in, open the dashboard: counts match what went through SMTP, charts render, bars work from the keyboard."""
-    from playwright.sync_api import sync_playwright
-
     process, history, port = gateway
     send_all(process.port)
     base = f"http://127.0.0.1:{port}"
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1366, "height": 900})
-            requests: list[str] = []
-            problems: list[str] = []
-            page.on("request", lambda request: requests.append(request.url))
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None)
-            page.on("pageerror", lambda error: problems.append(str(error)))
+    requests: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type in ("error", "warning") else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
 
-            page.goto(f"{base}/dashboard?period=7")
-            assert "/login" in page.url  # signed out: the sign-in page first
-            page.fill("input[name=name]", DEV_ADMIN_NAME)
-            page.fill("input[name=password]", DEV_ADMIN_PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(re.compile(r"/dashboard\?period=7$"))
+    page.goto(f"{base}/dashboard?period=7")
+    assert "/login" in page.url  # signed out: the sign-in page first
+    page.fill("input[name=name]", DEV_ADMIN_NAME)
+    page.fill("input[name=password]", DEV_ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/dashboard\?period=7$"))
 
-            assert tile(page, "decisions") == sum(history.values()) + len(MESSAGES)
-            for action in ("pass", "quarantine", "reject"):
-                expected = history[action] + sum(1 for m in MESSAGES if m[3] == action)
-                assert tile(page, action) == expected, action
-            assert tile(page, "held now, awaiting review") == 2  # the two quarantined today
-            charts = page.locator("svg.chart[role=img]")
-            assert charts.count() == 6
-            for index in range(6):
-                chart = charts.nth(index)
-                labelled = chart.get_attribute("aria-labelledby") or ""
-                title_id = labelled.split()[0]
-                assert chart.locator(f"title#{title_id}").text_content()
-                box = chart.bounding_box()
-                assert box is not None
-                assert box["width"] > 100
-                assert box["height"] > 40
-            rules = page.locator("#chart-rules text").all_text_contents()
-            assert "review.incentive" in rules
-            assert "link.external" in rules
-            languages = page.locator("#chart-languages text").all_text_contents()
-            assert {"de", "fr", "pl"} <= set(languages)
-            today = datetime.now(UTC).date()
-            # Seven columns, one per day, and today's holds the messages sent through SMTP.
-            tips = page.locator("#chart-days .column > title").all_text_contents()
-            assert len(tips) == 7
-            assert tips[-1].startswith(f"{today.isoformat()}: {len(MESSAGES)} decisions"), tips[-1]
+    assert tile(page, "decisions") == sum(history.values()) + len(MESSAGES)
+    for action in ("pass", "quarantine", "reject"):
+        expected = history[action] + sum(1 for m in MESSAGES if m[3] == action)
+        assert tile(page, action) == expected, action
+    assert tile(page, "held now, awaiting review") == 2  # the two quarantined today
+    charts = page.locator("svg.chart[role=img]")
+    assert charts.count() == 6
+    for index in range(6):
+        chart = charts.nth(index)
+        labelled = chart.get_attribute("aria-labelledby") or ""
+        title_id = labelled.split()[0]
+        assert chart.locator(f"title#{title_id}").text_content()
+        box = chart.bounding_box()
+        assert box is not None
+        assert box["width"] > 100
+        assert box["height"] > 40
+    rules = page.locator("#chart-rules text").all_text_contents()
+    assert "review.incentive" in rules
+    assert "link.external" in rules
+    languages = page.locator("#chart-languages text").all_text_contents()
+    assert {"de", "fr", "pl"} <= set(languages)
+    today = datetime.now(UTC).date()
+    # Seven columns, one per day, and today's holds the messages sent through SMTP.
+    tips = page.locator("#chart-days .column > title").all_text_contents()
+    assert len(tips) == 7
+    assert tips[-1].startswith(f"{today.isoformat()}: {len(MESSAGES)} decisions"), tips[-1]
 
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
-            # A bar is a link: focus it and press Enter, as a keyboard user would.
-            bar = page.locator("#chart-accounts a").first
-            bar.focus()
-            page.keyboard.press("Enter")
-            page.wait_for_url(re.compile(r"/decisions\?.*account="))
-            assert page.locator("table.decisions tbody tr").count() > 0
+    # A bar is a link: focus it and press Enter, as a keyboard user would.
+    bar = page.locator("#chart-accounts a").first
+    bar.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/decisions\?.*account="))
+    assert page.locator("table.decisions tbody tr").count() > 0
 
-            assert all(url.startswith(base) for url in requests), [u for u in requests if not u.startswith(base)]
-            assert problems == []
-        finally:
-            browser.close()
+    assert all(url.startswith(base) for url in requests), [u for u in requests if not u.startswith(base)]
+    assert problems == []
