@@ -49,6 +49,10 @@ class PrivatePostfix:
         for name in ("main.cf", "master.cf", "dynamicmaps.cf"):
             if Path("/etc/postfix", name).exists():
                 shutil.copy(Path("/etc/postfix", name), self.etc / name)
+        # Debian's "No configuration" install has no main.cf (its main.cf.proto leaves
+        # setgid_group and friends empty, which "postfix check" refuses): the compiled-in
+        # defaults plus the settings below are enough. postconf needs the file to exist.
+        (self.etc / "main.cf").touch()
         settings = {
             "queue_directory": str(self.base / "queue"),
             "data_directory": str(self.base / "data"),
@@ -93,7 +97,9 @@ class PrivatePostfix:
         (self.base / "data").mkdir()
         shutil.chown(self.base / "data", "postfix")
         # "postfix check" creates the queue's subdirectories with their owners.
-        subprocess.run(["postfix", "-c", str(self.etc), "check"], check=True, capture_output=True)
+        checked = subprocess.run(["postfix", "-c", str(self.etc), "check"], capture_output=True, text=True)
+        if checked.returncode:
+            raise RuntimeError(f"postfix check failed: {checked.stderr.strip()} {checked.stdout.strip()}")
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 ["postfix", "-c", str(self.etc), "start-fg"],
