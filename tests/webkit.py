@@ -116,11 +116,11 @@ class ConsoleKit:
         self.store.close()
 
 
-def build_console(tmp_path: Path, **config: Any) -> ConsoleKit:
-    """A console over a fresh SQLite store and a one-rule policy under ``tmp_path``."""
+def build_console(tmp_path: Path, database_url: str | None = None, **config: Any) -> ConsoleKit:
+    """A console over a fresh store (SQLite unless ``database_url``) and a one-rule policy under ``tmp_path``."""
     root = write_policy(tmp_path / "policies", [RULE], EXAMPLE_LEXICONS)
     holder = PolicyHolder(build_policy(root), lambda: build_policy(root))
-    database_url = f"sqlite:///{tmp_path}/gateway.db"
+    database_url = database_url or f"sqlite:///{tmp_path}/gateway.db"
     settings = make_config(
         tmp_path,
         database_url,

@@ -279,6 +279,13 @@ def stats(conn: Connection, since: datetime | None, until: datetime | None) -> D
         .group_by(day, decisions.c.action)
         .order_by(day, decisions.c.action)
     ).all()
+    by_day_category = conn.execute(
+        sa.select(day.label("day"), findings.c.category, sa.func.count(sa.distinct(decisions.c.id)).label("n"))
+        .select_from(decisions.join(findings, findings.c.decision_id == decisions.c.id))
+        .where(*conditions, findings.c.monitor.is_(False))
+        .group_by(day, findings.c.category)
+        .order_by(day, findings.c.category)
+    ).all()
     return DecisionStats(
         total=int(total),
         since=since,
@@ -291,6 +298,7 @@ def stats(conn: Connection, since: datetime | None, until: datetime | None) -> D
         by_rule=_counts(conn, findings.c.rule, conditions, via_findings=True),
         by_day=tuple(sorted(_counts(conn, day, conditions, via_findings=False), key=lambda c: c.key)),
         by_day_action=tuple(Count(key=f"{d} {a}", count=int(n)) for d, a, n in by_day_action),
+        by_day_category=tuple(Count(key=f"{d} {c}", count=int(n)) for d, c, n in by_day_category),
     )
 
 

@@ -182,7 +182,8 @@ class DecisionStats:
 
     A decision counts once per category/language/rule it has at least one finding in,
     so those breakdowns do not add up to ``total``. ``by_day`` keys are UTC dates
-    (``2025-05-01``); ``by_day_action`` keys are ``"2025-05-01 quarantine"``.
+    (``2025-05-01``); ``by_day_action`` keys are ``"2025-05-01 quarantine"`` and
+    ``by_day_category`` keys ``"2025-05-01 review.removal"`` (acting findings, like ``by_category``).
     """
 
     total: int
@@ -196,6 +197,7 @@ class DecisionStats:
     by_rule: tuple[Count, ...] = ()
     by_day: tuple[Count, ...] = ()
     by_day_action: tuple[Count, ...] = ()
+    by_day_category: tuple[Count, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

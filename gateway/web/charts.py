@@ -25,6 +25,9 @@ from markupsafe import Markup
 #: Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
+#: The colour of an "everything else" layer.
+OTHER_COLOUR = "#999999"
+
 #: The colour of each decision action, the same in every chart and legend.
 ACTION_COLOURS = {"pass": "#009E73", "quarantine": "#E69F00", "reject": "#D55E00"}
 
@@ -198,10 +201,12 @@ def stacked_columns(
     totals = [sum(max(layer.values[i], 0) for layer in series) for i in range(len(columns))]
     if not columns or not any(totals):
         return _empty(chart_id, title, empty)
-    left, right, top_pad, bottom, legend = 44, 12, 22, 40, 24
+    left, right, top_pad, bottom = 44, 12, 22, 40
     plot_height = 180.0
-    slot = max(12.0, min(48.0, 600.0 / len(columns)))
+    slot = max(12.0, min(96.0, 720.0 / len(columns)))
     width = left + slot * len(columns) + right
+    keys = _legend(series, left, max(width, 320) - right)
+    legend = keys[-1][1] + 20 if keys else 0
     height = legend + top_pad + plot_height + bottom
     ticks = nice_ticks(max(totals))
     scale = plot_height / ticks[-1]
@@ -210,11 +215,9 @@ def stacked_columns(
     desc = f"{title}: {len(columns)} columns from {columns[0]} to {columns[-1]}, {sum(totals)} {unit} ({per_series})."
     parts = _open(chart_id, title, desc, max(width, 320), height)
     # Legend: a swatch and the series name as text, so colour is never the only cue.
-    x = float(left)
-    for layer in series:
-        parts.append(f'<rect x="{_num(x)}" y="4" width="12" height="12" fill="{_attr(layer.colour)}"/>')
-        parts.append(f'<text x="{_num(x + 16)}" y="14" fill="#222">{_text(layer.name)}</text>')
-        x += 16 + len(layer.name) * _CHAR + 16
+    for layer, (x, y) in zip(series, keys, strict=True):
+        parts.append(f'<rect x="{_num(x)}" y="{_num(y)}" width="12" height="12" fill="{_attr(layer.colour)}"/>')
+        parts.append(f'<text x="{_num(x + 16)}" y="{_num(y + 10)}" fill="#222">{_text(layer.name)}</text>')
     # Axis: horizontal grid lines with their values.
     for tick in ticks:
         y = base - tick * scale
@@ -257,6 +260,19 @@ def stacked_columns(
     parts.append(f'<line x1="{left}" y1="{_num(base)}" x2="{_num(width - right)}" y2="{_num(base)}" stroke="#888"/>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 (every piece above was escaped)
+
+
+def _legend(series: Sequence[Series], left: float, right: float) -> list[tuple[float, float]]:
+    """Where each legend key goes: left to right, wrapping onto a new row before ``right``."""
+    places: list[tuple[float, float]] = []
+    x, y = left, 4.0
+    for layer in series:
+        span = 16 + len(layer.name) * _CHAR + 16
+        if x > left and x + span > right:
+            x, y = left, y + 18
+        places.append((x, y))
+        x += span
+    return places
 
 
 def _column_tip(column: str, series: Sequence[Series], index: int, total: int, unit: str) -> str:

@@ -34,7 +34,10 @@ _RULE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _MAX_TEXT = 200  # longest free-text filter accepted (a search box, an account name)
 
-DECISION_FIELDS = ("action", "rule", "category", "language", "account", "profile", "since", "until", "q")
+DECISION_FIELDS = ("action", "outcome", "rule", "category", "language", "account", "profile", "since", "until", "q")
+
+#: What happened to a decided message (the decision log's ``outcome`` column).
+OUTCOMES = ("relayed", "quarantined", "rejected", "failed")
 AUDIT_FIELDS = ("actor", "action", "target", "since", "until")
 
 
@@ -156,6 +159,9 @@ def decision_filters(params: Mapping[str, str], size: int = PAGE_SIZE) -> Decisi
     action = values["action"]
     if action and action not in {a.value for a in Action}:
         raise FilterError("action", f"{action!r} is not one of {', '.join(a.value for a in Action)}")
+    outcome = values["outcome"]
+    if outcome and outcome not in OUTCOMES:
+        raise FilterError("outcome", f"{outcome!r} is not one of {', '.join(OUTCOMES)}")
     category = values["category"]
     if category and category not in {c.value for c in Category}:
         raise FilterError("category", f"{category!r} is not a known category")
@@ -170,6 +176,7 @@ def decision_filters(params: Mapping[str, str], size: int = PAGE_SIZE) -> Decisi
     page = page_number(params)
     query = DecisionQuery(
         action=Action(action) if action else None,
+        outcome=outcome or None,
         rule=rule or None,
         category=category or None,
         language=language or None,
@@ -258,6 +265,7 @@ def period(params: Mapping[str, str], today: date) -> Period:
     """Read the dashboard's period: ``period=7|30|90|1`` (last N days up to today) or custom ``since``/``until``.
 
     A custom range missing ``since`` starts 29 days before ``until``; missing ``until`` ends today.
+    Dates other than the preset's own make the range custom (someone edited them in the form).
 
     Raises:
         FilterError: an unknown preset, a malformed date, a reversed or too long range.
@@ -266,7 +274,12 @@ def period(params: Mapping[str, str], today: date) -> Period:
     if choice not in PERIODS:
         raise FilterError("period", f"{choice!r} is not one of {', '.join(PERIODS)}")
     if choice != "custom":
-        return Period(choice, today - timedelta(days=int(choice) - 1), today)
+        preset = Period(choice, today - timedelta(days=int(choice) - 1), today)
+        given = (_clean(params, "since"), _clean(params, "until"))
+        # The form shows the preset's dates; a date edited there wins over the preset still selected.
+        if given == ("", "") or given == (preset.first.isoformat(), preset.last.isoformat()):
+            return preset
+        choice = "custom"
     since = parse_day(_clean(params, "since"), "since")
     until = parse_day(_clean(params, "until"), "until") or today
     first = since if since is not None else until - timedelta(days=29)

@@ -28,6 +28,8 @@ from gateway.web import charts
 from gateway.web.auth import require, signed_in
 from gateway.web.deps import console, render
 from gateway.web.logquery import (
+    DECISION_FIELDS,
+    OUTCOMES,
     PERIODS,
     FilterError,
     Period,
@@ -43,6 +45,9 @@ log = structlog.get_logger(__name__)
 
 #: How many rules and accounts the dashboard's "top" charts show.
 TOP = 10
+
+#: Categories drawn separately in the per-day category chart (the rest are one "other" layer).
+CATEGORY_SERIES = 7
 
 #: Audit actions offered in the filter (the field also takes any other value typed in).
 AUDIT_ACTIONS = (
@@ -75,6 +80,7 @@ def _choices(request: Request) -> dict[str, Any]:
     policy = console(request).holder.current
     return {
         "actions": [a.value for a in Action],
+        "outcome_choices": OUTCOMES,
         "categories": [c.value for c in Category],
         "profiles": sorted(policy.specs.profiles),
         "languages": sorted(code for code in policy.specs.lexicons if code != "*"),
@@ -94,8 +100,7 @@ async def decisions_page(request: Request) -> Response:
     try:
         filters = decision_filters(params)
     except FilterError as exc:
-        values = {name: str(params.get(name, "")) for name in ("action", "rule", "category", "language")}
-        values |= {name: str(params.get(name, "")) for name in ("account", "profile", "since", "until", "q")}
+        values = {name: str(params.get(name, "")) for name in DECISION_FIELDS}
         context |= {"filters": values, "error": str(exc), "rows": (), "pager": None}
         return render(request, "decisions.html", context, status_code=400)
     result = await app.service.decisions(filters.query)
@@ -136,6 +141,21 @@ def _per_day(stats: DecisionStats, chosen: Period) -> tuple[list[str], list[char
     return days, series, links
 
 
+def _per_day_category(stats: DecisionStats, days: list[str]) -> list[charts.Series]:
+    """One series per category, the most frequent first; beyond the palette, the rest are summed as "other"."""
+    counts = {c.key: c.count for c in stats.by_day_category}
+    ranked = [c.key for c in stats.by_category]
+    shown, rest = ranked[:CATEGORY_SERIES], ranked[CATEGORY_SERIES:]
+    series = [
+        charts.Series(name, tuple(counts.get(f"{day} {name}", 0) for day in days), colour)
+        for name, colour in zip(shown, charts.PALETTE, strict=False)
+    ]
+    if rest:
+        other = tuple(sum(counts.get(f"{day} {name}", 0) for name in rest) for day in days)
+        series.append(charts.Series(f"other ({len(rest)} categories)", other, charts.OTHER_COLOUR))
+    return series
+
+
 @require(Role.VIEWER)
 async def dashboard_page(request: Request) -> Response:
     """Counts and charts of the decisions in a chosen period."""
@@ -161,13 +181,21 @@ async def dashboard_page(request: Request) -> Response:
         "stats": stats,
         "held": held,
         "actions": [(a.value, by_action.get(a.value, 0), _log_url(chosen, action=a.value)) for a in Action],
-        "outcomes": [(c.key, c.count, _log_url(chosen)) for c in stats.by_outcome],
+        "outcomes": [(c.key, c.count, _log_url(chosen, outcome=c.key)) for c in stats.by_outcome],
         "all_url": _log_url(chosen),
         "per_day": list(zip(days, *(s.values for s in series), strict=True)),
         "series_names": [s.name for s in series],
         "charts": {
             "days": charts.stacked_columns(
                 "chart-days", f"Decisions per day by action, {period_text}", days, series, hrefs=day_links
+            ),
+            "day_categories": charts.stacked_columns(
+                "chart-day-categories",
+                f"Decisions per day by category, {period_text}",
+                days,
+                _per_day_category(stats, days),
+                hrefs=day_links,
+                empty="No rule hit in this period.",
             ),
             "categories": charts.bar_chart(
                 "chart-categories",

@@ -107,8 +107,11 @@ from_address = "postmaster@gw.test"
         loop_thread.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Per module, not per session: the sync Playwright keeps an asyncio loop running in this
+    # thread while it is open, and every later test that runs a loop (asyncio.run,
+    # pytest-asyncio) would fail with "cannot be called from a running event loop".
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     with playwright_sync.sync_playwright() as pw:

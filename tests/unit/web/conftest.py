@@ -140,9 +140,14 @@ def console(tmp_path: Path, holder: PolicyHolder) -> Iterator[Console]:
     )
     store = open_store(config.database_url)
     parser = MessageParser(ParserConfig(pool_workers=0))
-    service = ReviewService(store, UpstreamPool(config), parser, holder, config)
+    pool = UpstreamPool(config)
+    service = ReviewService(store, pool, parser, holder, config)
     rig = Console(config, store, service, holder, hop, LoginLimiter())
     yield rig
+    # The pool's idle connections live in the event loop of the client that relayed last:
+    # quit them there before the clients' loops stop (left open, they warn as unclosed sockets).
+    for client in rig.clients:
+        client.portal.call(pool.close)
     for client in rig.clients:
         client.__exit__(None, None, None)
     store.close()

@@ -180,3 +180,21 @@ def test_days_between_is_inclusive() -> None:
     """Both ends are included; a reversed range is empty."""
     assert days_between(date(2025, 2, 27), date(2025, 3, 1)) == (date(2025, 2, 27), date(2025, 2, 28), date(2025, 3, 1))
     assert days_between(date(2025, 3, 2), date(2025, 3, 1)) == ()
+
+
+def test_a_long_legend_wraps_inside_the_chart() -> None:
+    """Eight long series names do not run off the right edge: the legend takes more rows."""
+    names = [f"category.number_{n}.with_a_long_name" for n in range(8)]
+    series = [Series(name, (1, 2, 3), "#000") for name in names]
+    root = parse(stacked_columns("w", "Per day by category", ["a", "b", "c"], series))
+    width = float(root.get("width", "0"))
+    keys = [t for t in root.findall(f"{SVG}text") if (t.text or "") in names]
+    assert [k.text for k in keys] == names
+    rows = {float(k.get("y", "0")) for k in keys}
+    assert len(rows) > 1
+    for key in keys:
+        assert float(key.get("x", "0")) + len(key.text or "") * 7 <= width
+    # The plot starts below the last legend row.
+    first_grid = root.find(f"{SVG}line")
+    assert first_grid is not None
+    assert float(first_grid.get("y1", "0")) > max(rows)

@@ -24,6 +24,7 @@ def test_decision_filters_map_every_field() -> None:
     """Each form field lands in the DecisionQuery; days become a half-open UTC range."""
     params = {
         "action": "quarantine",
+        "outcome": "quarantined",
         "rule": "review.removal",
         "category": "review.removal",
         "language": "DE",
@@ -38,6 +39,7 @@ def test_decision_filters_map_every_field() -> None:
     found = decision_filters(params, size=20)
     query = found.query
     assert query.action is Action.QUARANTINE
+    assert query.outcome == "quarantined"
     assert (query.rule, query.category, query.language) == ("review.removal", "review.removal", "de")
     assert (query.account, query.profile, query.text) == ("acme", "amazon", "order 302")
     assert query.since == datetime(2025, 5, 1, tzinfo=UTC)
@@ -120,6 +122,14 @@ def test_preset_periods_end_today() -> None:
     today = period({"period": "1"}, TODAY)
     assert today.label == "2025-05-20"
     assert today.log_filters() == {"since": "2025-05-20", "until": "2025-05-20"}
+
+
+def test_edited_dates_win_over_the_preset() -> None:
+    """The form echoes the preset's dates; changing one makes the range custom, keeping them makes no difference."""
+    echoed = period({"period": "7", "since": "2025-05-14", "until": "2025-05-20"}, TODAY)
+    assert (echoed.choice, echoed.days) == ("7", 7)
+    edited = period({"period": "7", "since": "2025-05-01", "until": "2025-05-20"}, TODAY)
+    assert (edited.choice, edited.first, edited.last) == ("custom", date(2025, 5, 1), TODAY)
 
 
 def test_custom_period() -> None:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 import yaml
 
 from gateway.model import Action, Category
 from gateway.store.records import AuditQuery, AuditResult, Role
-from tests.storekit import decision, finding, raw_message
-from tests.webkit import RULE, ConsoleKit, csrf_of, kit
+from tests.storekit import database_url, decision, finding, postgres, raw_message
+from tests.webkit import RULE, ConsoleKit, build_console, csrf_of, kit
 
-__all__ = ["kit"]
+__all__ = ["database_url", "kit", "postgres"]
 
 LOG_PAGES = ["/decisions", "/dashboard", "/audit", "/policies", "/policies/rules/review.removal"]
 
@@ -69,7 +70,7 @@ def test_signed_out_reload_is_refused(kit: ConsoleKit) -> None:
 
 
 def fill_decisions(kit: ConsoleKit) -> None:
-    at = now() - timedelta(hours=1)
+    at = now()
     incentive = finding(
         "review.incentive", Category.REVIEW_INCENTIVE, Action.REJECT, language="de", evidence="Gutschein"
     )
@@ -105,6 +106,8 @@ FILTER_CASES = [
     ("q=z%40example.org", {"See our shop"}),
     ("q=shipping", {"Shipping update"}),
     ("action=quarantine&account=globex", {"See our shop"}),
+    ("outcome=relayed", {"Shipping update"}),
+    ("outcome=rejected", {"Gutschein für Bewertung"}),
 ]
 
 
@@ -123,7 +126,7 @@ def test_decision_log_date_range_includes_both_days(kit: ConsoleKit) -> None:
     """`since`/`until` are whole UTC days, both included."""
     fill_decisions(kit)
     client = kit.client(Role.VIEWER)
-    old = (now() - timedelta(hours=1) - timedelta(days=3)).date().isoformat()
+    old = (now() - timedelta(days=3)).date().isoformat()
     html = client.get(f"/decisions?since={old}&until={old}").text
     assert "Gutschein für Bewertung" in html
     assert "Removal request" not in html
@@ -181,6 +184,7 @@ def test_bad_decision_filters_answer_400_naming_the_field(kit: ConsoleKit) -> No
     client = kit.client(Role.VIEWER)
     for query, message in [
         ("action=drop", "action: 'drop' is not one of pass, quarantine, reject"),
+        ("outcome=lost", "outcome: 'lost' is not one of relayed, quarantined, rejected, failed"),
         ("since=2025-02-30", "since: '2025-02-30' is not a date (YYYY-MM-DD)"),
         ("page=-1", "page: '-1' is not a page number"),
     ]:
@@ -211,7 +215,14 @@ def test_dashboard_counts_and_charts(kit: ConsoleKit) -> None:
     tiles = {label: int(value) for value, label in re.findall(TILE, html)}
     assert tiles == {"decisions": 5, "pass": 1, "quarantine": 3, "reject": 1, "held now, awaiting review": 1}
     charts = svgs(html)
-    assert set(charts) == {"chart-days", "chart-categories", "chart-rules", "chart-languages", "chart-accounts"}
+    assert set(charts) == {
+        "chart-days",
+        "chart-day-categories",
+        "chart-categories",
+        "chart-rules",
+        "chart-languages",
+        "chart-accounts",
+    }
     for chart in charts.values():
         assert chart.get("role") == "img"
         assert chart.get("aria-labelledby") == f"{chart.get('id')}-title {chart.get('id')}-desc"
@@ -220,6 +231,30 @@ def test_dashboard_counts_and_charts(kit: ConsoleKit) -> None:
     assert {"acme", "globex"} <= words["chart-accounts"]
     assert {"en", "de"} <= words["chart-languages"]
     assert {"pass", "quarantine", "reject"} <= words["chart-days"]
+    assert {"review.removal", "review.incentive", "link.external"} <= words["chart-day-categories"]
+    tips = [t.text or "" for t in charts["chart-day-categories"].iter("{http://www.w3.org/2000/svg}title")]
+    today = now().date().isoformat()
+    assert f"{today}: 3 decisions (review.removal 2, link.external 1)" in tips
+
+
+def test_dashboard_days_on_each_backend(tmp_path: Path, database_url: str) -> None:
+    """SQLite and PostgreSQL group by the same UTC day: a decision at 23:30 UTC is on its own day's column."""
+    built = build_console(tmp_path, database_url)
+    try:
+        today = now().date()
+        late = datetime.combine(today - timedelta(days=2), time(23, 30), tzinfo=UTC)
+        early = datetime.combine(today - timedelta(days=1), time(0, 30), tzinfo=UTC)
+        built.store.record_decision(decision(action=Action.REJECT, decided_at=late, outcome="rejected"))
+        built.store.record_decision(decision(decided_at=early))
+        built.store.record_decision(decision(decided_at=early + timedelta(minutes=1)))
+        html = built.client(Role.VIEWER).get("/dashboard?period=7").text
+        table = dict(re.findall(r'<th scope="row">([\d-]+)</th>((?:<td>\d+</td>)+)', html))
+        assert len(table) == 7
+        assert table[(today - timedelta(days=2)).isoformat()] == "<td>0</td><td>0</td><td>1</td>"
+        assert table[(today - timedelta(days=1)).isoformat()] == "<td>0</td><td>2</td><td>0</td>"
+        assert table[today.isoformat()] == "<td>0</td><td>0</td><td>0</td>"
+    finally:
+        built.close()
 
 
 def test_dashboard_bars_link_to_the_decision_log_of_the_period(kit: ConsoleKit) -> None:
@@ -231,6 +266,7 @@ def test_dashboard_bars_link_to_the_decision_log_of_the_period(kit: ConsoleKit) 
     last = now().date().isoformat()
     target = f"/decisions?since={first}&amp;until={last}&amp;account=globex"
     assert f'href="{target}"' in html
+    assert f'href="/decisions?since={first}&amp;until={last}&amp;outcome=relayed"' in html
     listed = client.get(unescape(target)).text
     assert "See our shop" in listed
     assert "Gutschein für Bewertung" in listed
@@ -240,7 +276,7 @@ def test_dashboard_bars_link_to_the_decision_log_of_the_period(kit: ConsoleKit) 
 def test_dashboard_custom_period(kit: ConsoleKit) -> None:
     """A custom range counts only its days."""
     fill_decisions(kit)
-    day = (now() - timedelta(hours=1) - timedelta(days=3)).date().isoformat()
+    day = (now() - timedelta(days=3)).date().isoformat()
     html = kit.client(Role.VIEWER).get(f"/dashboard?period=custom&since={day}&until={day}").text
     assert re.search(r'>1</span><span class="tile-label">decisions<', html)
     assert re.search(r'>1</span><span class="tile-label">reject<', html)
