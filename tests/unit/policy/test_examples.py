@@ -6,6 +6,7 @@ from gateway.config import SHIPPED_POLICIES, ParserConfig
 from gateway.mime.parse import parse_message
 from gateway.policy.engine import CompiledPolicy
 from gateway.policy.examples import run_examples
+from gateway.policy.lint import lint
 from gateway.policy.loader import load_specs
 
 
@@ -17,3 +18,10 @@ def test_every_example_gives_its_expected_outcome() -> None:
     assert len(results) > 200
     failures = [f"{r.rule} [{r.language}] {r.expect}: {r.text!r}: {r.detail}" for r in results if not r.ok]
     assert failures == []
+
+
+def test_shipped_policy_is_lint_clean() -> None:
+    """Every shipped rule has hit and pass examples in every language it claims; no lint error."""
+    policy = CompiledPolicy(load_specs(SHIPPED_POLICIES))
+    errors = [str(p) for p in lint(policy) if p.level == "error"]
+    assert errors == []
