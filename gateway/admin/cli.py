@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -84,30 +85,14 @@ def quarantine_list(
     ctx: AdminContext,
     as_json: bool,
     status: str | None,
-    rule: str | None,
-    category: str | None,
-    language: str | None,
-    account: str | None,
-    profile: str | None,
-    since: datetime | None,
-    until: datetime | None,
     search: str | None,
-    limit: int,
-    offset: int,
+    **filters: Any,
 ) -> None:
     """List quarantined messages, newest first."""
     query = QuarantineQuery(
         status=QuarantineStatus(status) if status else None,
-        rule=rule,
-        category=category,
-        language=language,
-        account=account,
-        profile=profile,
-        since=since,
-        until=until,
         text=search,
-        limit=limit,
-        offset=offset,
+        **filters,  # the shared filters of @_filters, named as the query's fields
     )
 
     async def work(rt: ReviewRuntime) -> Page[QuarantineRecord]:
@@ -304,31 +289,15 @@ def decisions_list(
     as_json: bool,
     action: str | None,
     outcome: str | None,
-    rule: str | None,
-    category: str | None,
-    language: str | None,
-    account: str | None,
-    profile: str | None,
-    since: datetime | None,
-    until: datetime | None,
     search: str | None,
-    limit: int,
-    offset: int,
+    **filters: Any,
 ) -> None:
     """List decisions, newest first."""
     query = DecisionQuery(
         action=Action(action) if action else None,
         outcome=outcome,
-        rule=rule,
-        category=category,
-        language=language,
-        account=account,
-        profile=profile,
-        since=since,
-        until=until,
         text=search,
-        limit=limit,
-        offset=offset,
+        **filters,  # the shared filters of @_filters, named as the query's fields
     )
 
     async def work(rt: ReviewRuntime) -> Page[DecisionRecord]:
