@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,30 @@ def _merge_lexicon(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _collect(
+    file: Path,
+    key_field: str,
+    merge: Callable[[Any, Any], Any],
+    into: dict[str, tuple[dict[str, Any], str]],
+    problems: list[str],
+    digest: Any,
+) -> None:
+    """Read one mapping file (a profile or a lexicon) into ``into`` under its key.
+
+    The key is ``key_field`` or the file's stem; a file whose key is already there
+    (a local override of a shipped file) is merged over it with ``merge``.
+    """
+    data = _read_yaml(file, problems, digest)
+    if not isinstance(data, dict):
+        if data is not None:
+            problems.append(f"{file}: expected a mapping")
+        return
+    key = str(data.get(key_field, file.stem))
+    if key in into:
+        data = merge(into[key][0], data)
+    into[key] = (data, str(file))
+
+
 def _validate(model: type[BaseModel], data: Any, where: str, problems: list[str]) -> Any:
     try:
         return model.model_validate(data)
@@ -162,15 +186,7 @@ def load_specs(path: Path, local_path: Path | None = None) -> PolicySpecs:
     for root in (path, local_path):
         for file in _files(root, "marketplaces"):
             sources.append(str(file))
-            data = _read_yaml(file, problems, digest)
-            if not isinstance(data, dict):
-                if data is not None:
-                    problems.append(f"{file}: expected a mapping")
-                continue
-            key = str(data.get("id", file.stem))
-            if key in raw_profiles:
-                data = _merge(raw_profiles[key][0], data)
-            raw_profiles[key] = (data, str(file))
+            _collect(file, "id", _merge, raw_profiles, problems, digest)
         for file in _files(root, "rules"):
             sources.append(str(file))
             data = _read_yaml(file, problems, digest)
@@ -195,15 +211,7 @@ def load_specs(path: Path, local_path: Path | None = None) -> PolicySpecs:
                 raw_rules[rule_id] = (rule, f"{file}: rules.{i}")
         for file in _files(root, "lexicon"):
             sources.append(str(file))
-            data = _read_yaml(file, problems, digest)
-            if not isinstance(data, dict):
-                if data is not None:
-                    problems.append(f"{file}: expected a mapping")
-                continue
-            key = str(data.get("language", file.stem))
-            if key in raw_lexicons:
-                data = _merge_lexicon(raw_lexicons[key][0], data)
-            raw_lexicons[key] = (data, str(file))
+            _collect(file, "language", _merge_lexicon, raw_lexicons, problems, digest)
 
     profiles: dict[str, ProfileSpec] = {}
     for data, where in raw_profiles.values():
