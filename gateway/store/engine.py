@@ -20,6 +20,8 @@ addresses into logs.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +60,26 @@ def create_engine(database_url: str) -> Engine:
     raise StoreError(f"unsupported database {url.drivername!r}: use sqlite:/// or postgresql+psycopg://")
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the database to WAL, waiting out another process doing the same.
+
+    Switching the journal mode needs an exclusive lock, and SQLite may answer
+    "database is locked" at once, without its busy handler, when several processes
+    open a new database together; so retry until the busy timeout has passed.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
@@ -76,7 +98,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
