@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import collections
 import contextlib
+import inspect
+import re
 import secrets
 import time
 from base64 import b64decode
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AnyStr
 
 import structlog
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, _AuthMechAttr, login_always_fail, syntax
 
 from gateway.smtp import replies
 from gateway.smtp.data import read_data
@@ -56,28 +60,177 @@ MAX_AUTH_FAILURES = 3
 
 CommandMethod = Callable[[str | None], Awaitable[None]]
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9-]+"
+#: ``<local@domain>`` with a dot-atom local part and a plain ASCII domain, then
+#: the ESMTP parameters: what nearly every helpdesk sends in MAIL and RCPT.
+_SIMPLE_PATH = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>[ \t]*+(?!\()(.*)", re.DOTALL)
+
+
+def simple_path(arg: str) -> tuple[str, str] | None:
+    """``(address, parameters)`` of a plain ``<local@domain> PARAMS`` argument, else None.
+
+    Gives exactly what aiosmtpd's ``_getaddr`` gives for such arguments (a
+    property test checks it) without the email package's general address
+    grammar, which costs about 60 µs per call; anything else (quoted local
+    parts, comments, source routes, non-ASCII) is left to aiosmtpd.
+    """
+    match = _SIMPLE_PATH.fullmatch(arg)
+    return (match.group(1), match.group(2)) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class _DispatchNames:
+    """The attribute names behind aiosmtpd's per-connection dispatch tables.
+
+    aiosmtpd finds ``smtp_*`` commands, ``auth_*`` mechanisms and ``handle_*``
+    hooks by walking the connection and the handler; they depend only on the two
+    classes, so they are found once per pair.
+    """
+
+    commands: dict[str, str]  # SMTP verb -> method name
+    auth: tuple[tuple[str, str, bool], ...]  # (mechanism, method name, defined on the server)
+    hooks: tuple[tuple[str, str], ...]  # (hook name, method name on the handler)
+    ehlo_hook_version: str | None
+
+    @staticmethod
+    def of(server: type, handler: type) -> _DispatchNames:
+        """The names for connections of class ``server`` serving a ``handler`` (cached)."""
+        names = _DISPATCH_NAMES.get((server, handler))
+        if names is None:
+            names = _DISPATCH_NAMES[(server, handler)] = _DispatchNames._find(server, handler)
+        return names
+
+    @staticmethod
+    def _find(server: type, handler: type) -> _DispatchNames:
+        auth: dict[str, tuple[str, str, bool]] = {}
+        for owner in (server, handler):  # the handler's mechanisms win, as in aiosmtpd
+            for name in dir(owner):
+                if name.startswith("auth_"):
+                    default = name.replace("auth_", "").replace("__", "-")
+                    mechanism = getattr(getattr(owner, name), "__auth_mechanism_name__", default)
+                    auth[mechanism] = (mechanism, name, owner is server)
+        hooks = tuple((name.replace("handle_", ""), name) for name in dir(handler) if name.startswith("handle_"))
+        version: str | None = None
+        ehlo = getattr(handler, "handle_EHLO", None)
+        if ehlo is not None:
+            # aiosmtpd's deprecated 4-argument form is not supported here.
+            if len(inspect.signature(ehlo).parameters) != 6:
+                raise RuntimeError(
+                    "the handler's handle_EHLO must take (self, server, session, envelope, hostname, responses)"
+                )
+            version = "new"
+        commands = {name.replace("smtp_", ""): name for name in dir(server) if name.startswith("smtp_")}
+        return _DispatchNames(commands, tuple(auth.values()), hooks, version)
+
+
+_DISPATCH_NAMES: dict[tuple[type, type], _DispatchNames] = {}
+
+
+class _GuardedCommand:
+    """One command method behind :meth:`GatewaySMTP._run_command`'s guards.
+
+    Attributes are read through to the method, so aiosmtpd's HELP still finds the
+    ``@syntax`` text on it.
+    """
+
+    __slots__ = ("_connection", "_method", "_name")
+
+    def __init__(self, connection: GatewaySMTP, name: str, method: CommandMethod) -> None:
+        self._connection = connection
+        self._name = name
+        self._method = method
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._method, attribute)
+
+    async def __call__(self, arg: str | None) -> None:
+        await self._connection._run_command(self._name, self._method, arg)
+
+
+class _GuardedCommands:
+    """aiosmtpd's per-connection command table (``_smtp_methods``), guarded.
+
+    aiosmtpd only calls ``get`` (dispatch, HELP) and ``items`` (HELP); a guarded
+    method is made when a command is dispatched, rather than one wrapper per known
+    command on every connection.
+    """
+
+    __slots__ = ("_connection", "_names")
+
+    def __init__(self, connection: GatewaySMTP, names: dict[str, str]) -> None:
+        self._connection = connection
+        self._names = names
+
+    def get(self, command: str, default: Any = None) -> Any:
+        """The guarded method for ``command``, or ``default`` for an unknown command."""
+        attribute = self._names.get(command)
+        if attribute is None:
+            return default
+        return _GuardedCommand(self._connection, command, getattr(self._connection, attribute))
+
+    def keys(self) -> Iterable[str]:
+        """The command verbs."""
+        return self._names.keys()
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(verb, method)`` pairs, for HELP."""
+        return [(command, getattr(self._connection, attribute)) for command, attribute in self._names.items()]
+
 
 class GatewaySMTP(SMTP):
     """One SMTP connection to the gateway."""
 
     def __init__(self, handler: Any, *, owner: SmtpServer, loop: asyncio.AbstractEventLoop) -> None:
         config = owner.config.server
-        # aiosmtpd sizes its StreamReader from this attribute inside __init__.
+        # aiosmtpd's own constructor walks every member of the connection and of the
+        # handler (inspect.getmembers, dir) to build its dispatch tables, on every
+        # connection: about a tenth of a one-message connection's CPU. The same
+        # attributes are set here from tables built once per class (_DispatchNames);
+        # tests/unit/smtp/test_server_init.py checks them against aiosmtpd's __init__
+        # (aiosmtpd is pinned in pyproject.toml for this reason).
         self.line_length_limit = config.line_length_limit
-        super().__init__(
-            handler,
-            data_size_limit=config.max_message_size,
-            enable_SMTPUTF8=config.smtputf8,
-            decode_data=False,
-            hostname=config.hostname,
-            ident="ESMTP",
-            tls_context=owner.tls_context,
-            require_starttls=config.require_starttls,
-            timeout=config.command_timeout,
-            auth_require_tls=True,
-            auth_exclude_mechanism=[] if owner.directory.offers_auth else ["PLAIN", "LOGIN"],
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
             loop=loop,
         )
+        self.__ident__ = "ESMTP"
+        self.loop = loop
+        self.event_handler = handler
+        self.data_size_limit = config.max_message_size
+        self.enable_SMTPUTF8 = config.smtputf8
+        self._decode_data = False
+        # Per connection: aiosmtpd keeps this dict on the class, where every EHLO of
+        # every connection adds to the MAIL limit (see smtp_EHLO).
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self.hostname = config.hostname
+        self.tls_context = owner.tls_context
+        self.require_starttls = bool(owner.tls_context) and config.require_starttls
+        self._timeout_duration = config.command_timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = True
+        self._proxy_timeout = None
+        self._authenticator = None
+        self._auth_callback = login_always_fail
+        self._auth_required = False
+        names = _DispatchNames.of(type(self), type(handler))
+        self._auth_methods = {
+            mechanism: _AuthMechAttr(getattr(self if builtin else handler, attr), builtin)
+            for mechanism, attr, builtin in names.auth
+            if owner.directory.offers_auth or mechanism not in ("PLAIN", "LOGIN")
+        }
+        self._handle_hooks = {hook: getattr(handler, attr) for hook, attr in names.hooks}
+        self._ehlo_hook_ver = names.ehlo_hook_version
+        self._enforce_call_limit = False
         self._owner = owner
         self._conn_id = ""
         self._client = ""
@@ -89,8 +242,8 @@ class GatewaySMTP(SMTP):
         self._plain_replies = False
         self._ehlo_lines: list[bytes] | None = None
         self._auth_failures = 0
-        for name, method in list(self._smtp_methods.items()):
-            self._smtp_methods[name] = self._guarded(name, method)
+        # aiosmtpd declares a dict but only calls get() and items() on it.
+        self._smtp_methods = _GuardedCommands(self, names.commands)  # type: ignore[assignment]
 
     # --- typed views of aiosmtpd state (methods: aiosmtpd's init inspects properties) ---
 
@@ -223,22 +376,29 @@ class GatewaySMTP(SMTP):
 
     # --- command guards ----------------------------------------------------------
 
-    def _guarded(self, name: str, method: CommandMethod) -> CommandMethod:
-        async def guarded(arg: str | None) -> None:
-            if self._draining and not self.busy() and name != "QUIT":
-                await self._goodbye(replies.shutting_down(self.hostname))
-                return
-            pipelined = self._input_pending()
-            if pipelined and not (self.gsession().extended_smtp and name in PIPELINABLE):
-                log.warning("pipelining_refused", command=name)
-                await self._goodbye(replies.protocol_synchronization())
-                return
-            await method(arg)
+    async def _run_command(self, name: str, method: CommandMethod, arg: str | None) -> None:
+        """Run one command unless the session is shutting down or pipelined where it may not."""
+        if self._draining and not self.busy() and name != "QUIT":
+            await self._goodbye(replies.shutting_down(self.hostname))
+            return
+        pipelined = self._input_pending()
+        if pipelined and not (self.gsession().extended_smtp and name in PIPELINABLE):
+            log.warning("pipelining_refused", command=name)
+            await self._goodbye(replies.protocol_synchronization())
+            return
+        await method(arg)
 
-        return guarded
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The address and parameters of a MAIL/RCPT argument (aiosmtpd's, with a fast path)."""
+        simple = simple_path(arg)
+        if simple is not None and not self.local_part_limit:
+            return simple
+        result: tuple[str | None, str | None] = super()._getaddr(arg)
+        return result
 
     # --- EHLO/HELO: replies without enhanced codes (RFC 2034 exempts them) ---------
 
+    @syntax("EHLO hostname")  # overriding drops aiosmtpd's HELP text: given again
     async def smtp_EHLO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
         """EHLO, adding PIPELINING (enforced here) and ENHANCEDSTATUSCODES, sent in one write.
 
@@ -246,6 +406,9 @@ class GatewaySMTP(SMTP):
         hook's signature on every connection, which costs more than the rest of EHLO.
         """
         self._ehlo_lines = []
+        # aiosmtpd raises the MAIL line limit for SIZE/SMTPUTF8 on every EHLO; start
+        # from the base so a client repeating EHLO cannot lift it step by step.
+        self.command_size_limits.clear()
         try:
             await super().smtp_EHLO(hostname)
         finally:
@@ -260,6 +423,7 @@ class GatewaySMTP(SMTP):
         extensions += [b"250-PIPELINING\r\n", b"250-ENHANCEDSTATUSCODES\r\n"]
         await super().push(b"".join([lines[0], *extensions, lines[-1]])[:-2])
 
+    @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
         """HELO, whose reply carries no enhanced code."""
         self._plain_replies = True
@@ -270,6 +434,7 @@ class GatewaySMTP(SMTP):
 
     # --- DATA ----------------------------------------------------------------------
 
+    @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:  # noqa: N802 (aiosmtpd's dispatch name)
         """DATA with the gateway's reader (smuggling defence, limits, data timeout)."""
         if await self.check_helo_needed():

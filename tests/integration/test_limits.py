@@ -150,6 +150,16 @@ def test_command_line_too_long_500(gateway: RunningGateway) -> None:
         assert client.command("NOOP").startswith("250")
 
 
+def test_repeated_ehlo_does_not_lift_the_mail_line_limit(gateway: RunningGateway) -> None:
+    """MAIL may be 512 + 26 (SIZE) + 10 (SMTPUTF8) octets however often the client says EHLO."""
+    with RawClient(gateway.host, gateway.port) as client:
+        for _ in range(30):
+            assert client.command("EHLO helpdesk.test").startswith("250")
+        padding = "x" * (600 - len(f"MAIL FROM:<{SELLER}> ENVID="))
+        assert client.command(f"MAIL FROM:<{SELLER}> ENVID={padding}").startswith("500 5.5.6")
+        assert client.command(f"MAIL FROM:<{SELLER}>").startswith("250")
+
+
 def test_data_line_too_long_500(gateway: RunningGateway, capture: CaptureHop) -> None:
     """A text line over 1000 octets (RFC 5321 4.5.3.1.6) is 500 5.5.6 after the final dot."""
     code, text = send(gateway.host, gateway.port, message(body="w" * 1500 + "\r\n"))

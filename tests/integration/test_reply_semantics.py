@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.integration.conftest import GatewayFactory
-from tests.support.client import send
+from tests.support.client import RawClient, send
 from tests.support.fakes import FakeParser, FakePolicy, FakeStore
 from tests.support.messages import BUYER, SELLER, message
 from tests.support.servers import CaptureHop, RunningGateway, SmtpSink, free_port
@@ -205,3 +205,14 @@ def test_no_accepted_message_is_lost(
     assert {"token-1-link", "token-5-again"} <= set(accepted)
     if not flags:
         assert len(accepted) == 4
+
+
+def test_help_lists_the_commands(gateway: RunningGateway) -> None:
+    """HELP answers with the supported commands, and HELP MAIL with its syntax, through the command guards."""
+    with RawClient(gateway.host, gateway.port) as client:
+        client.command("EHLO helpdesk.test")
+        listed = client.command("HELP")
+        assert listed.startswith("250 ")
+        assert {"DATA", "EHLO", "MAIL", "QUIT", "RCPT"} <= set(listed.split(":", 1)[1].split())
+        assert client.command("HELP MAIL").startswith("250 ")
+        assert "MAIL FROM: <address>" in client.command("HELP MAIL")
