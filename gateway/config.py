@@ -82,6 +82,9 @@ class ServerConfig(_Section):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     smtputf8: bool = True
+    # The workers' event loop: uvloop (libuv) spends less CPU per connection than
+    # the standard library's selector loop; "asyncio" is the fallback.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
     @field_validator("listen")
     @classmethod

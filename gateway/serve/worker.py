@@ -19,6 +19,7 @@ from multiprocessing.synchronize import Event
 import structlog
 
 from gateway.config import Config
+from gateway.eventloop import run
 from gateway.logging import configure_logging
 from gateway.mime.parse import MessageParser
 from gateway.pipeline import Pipeline
@@ -58,7 +59,7 @@ def worker_main(spec: WorkerSpec, ready: Event) -> None:
         sys.exit(1)
     parser = MessageParser(spec.config.parser)
     try:
-        asyncio.run(_serve(spec, ready, holder, store, parser))
+        run(_serve(spec, ready, holder, store, parser), spec.config.server.event_loop)
     except Exception:
         log.exception("worker_failed", stage="serving")
         sys.exit(1)
@@ -91,7 +92,7 @@ async def _serve(spec: WorkerSpec, ready: Event, holder: PolicyHolder, store: Sq
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    log.info("worker_started", listen=f"{spec.host}:{spec.port}", pid=os.getpid())
+    log.info("worker_started", listen=f"{spec.host}:{spec.port}", pid=os.getpid(), event_loop=type(loop).__module__)
     ready.set()
     await stop.wait()
     log.info("worker_stopping", grace=config.server.shutdown_grace)

@@ -28,7 +28,9 @@ from tests.support.servers import CaptureHop, SmtpSink
 PRIVATE_BUYER = "buyer@example.org"  # the default profile: no marketplace rules in the way
 
 
-def write_config(tmp_path: Path, upstream_port: int, *, workers: int = 1, extra: str = "") -> Path:
+def write_config(
+    tmp_path: Path, upstream_port: int, *, workers: int = 1, extra: str = "", event_loop: str = "uvloop"
+) -> Path:
     path = tmp_path / "gateway.toml"
     path.write_text(
         f"""
@@ -38,6 +40,7 @@ listen = "127.0.0.1:0"
 hostname = "gw.test"
 workers = {workers}
 shutdown_grace = 5.0
+event_loop = "{event_loop}"
 [[accounts]]
 name = "helpdesk"
 networks = ["127.0.0.0/8"]
@@ -109,6 +112,18 @@ def test_dev_swaks_attachment_arrives_intact(processes: list[GatewayProcess], tm
     assert trace.startswith(b"Received: from ")
     assert b"by gateway.localhost (marketplace-mail-gateway) with ESMTP id " in trace
     assert trace.count(b"\r\n") == 3  # one folded header, nothing else added
+
+
+@pytest.mark.parametrize(("event_loop", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio.unix_events")])
+def test_event_loop_setting(
+    processes: list[GatewayProcess], tmp_path: Path, capture: CaptureHop, event_loop: str, module: str
+) -> None:
+    """server.event_loop picks the workers' loop; both relay a message."""
+    config = write_config(tmp_path, capture.port, event_loop=event_loop)
+    gateway = start(processes, tmp_path, "--config", str(config))
+    assert gateway.wait_for("worker_started")[0]["event_loop"] == module
+    assert send("127.0.0.1", gateway.port, rcpts=(PRIVATE_BUYER,))[0] == 250
+    assert len(capture.messages) == 1
 
 
 def test_two_workers_both_serve(processes: list[GatewayProcess], tmp_path: Path, capture: CaptureHop) -> None:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.config import Config, parse_config
+from gateway.eventloop import LoopKind, loop_factory
 from gateway.pipeline import Pipeline
 from gateway.smtp.auth import AccountDirectory
 from gateway.smtp.handler import GatewayHandler
@@ -38,10 +39,12 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    """An event loop running in a daemon thread."""
+    """An event loop running in a daemon thread: uvloop, as the workers run, unless
+    ``GATEWAY_TEST_LOOP=asyncio`` asks for the standard library's loop."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, kind: LoopKind | None = None) -> None:
+        chosen = kind or ("asyncio" if os.environ.get("GATEWAY_TEST_LOOP") == "asyncio" else "uvloop")
+        self.loop = loop_factory(chosen)()
         self._thread = threading.Thread(target=self.loop.run_forever, name="test-loop", daemon=True)
         self._thread.start()
 
