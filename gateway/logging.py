@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 from gateway.config import LoggingConfig
@@ -39,6 +41,18 @@ def _event_first(logger: object, method: str, event_dict: dict[str, Any]) -> dic
     """Put timestamp, level and event first, so a JSON line reads like a log line."""
     head: dict[str, Any] = {key: event_dict.pop(key) for key in ("timestamp", "level", "event") if key in event_dict}
     return {**head, **event_dict}
+
+
+def _dumps(event: dict[str, Any], **options: Any) -> str:
+    """One JSON line with orjson (about twice as fast as ``json`` per event).
+
+    orjson refuses what it cannot represent exactly (integers beyond 64 bits,
+    non-string keys); such an event is written by the standard library instead.
+    """
+    try:
+        return orjson.dumps(event, default=options.get("default")).decode("utf-8")
+    except TypeError:
+        return json.dumps(event, **options)
 
 
 def configure_logging(config: LoggingConfig, *, console: bool | None = None, stream: TextIO | None = None) -> None:
@@ -61,7 +75,7 @@ def configure_logging(config: LoggingConfig, *, console: bool | None = None, str
     if use_console:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:
-        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
         shared.append(_event_first)
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],

@@ -56,3 +56,18 @@ def test_aiosmtpd_command_log_is_silenced(log_lines: io.StringIO, gateway: Runni
     send(gateway.host, gateway.port)
     assert "RCPT TO" not in log_lines.getvalue()
     assert "recip:" not in log_lines.getvalue()
+
+
+def test_values_orjson_refuses_are_still_logged(log_lines: io.StringIO) -> None:
+    """Integers beyond 64 bits and odd objects are written, not dropped (orjson falls back)."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    log = structlog.get_logger("test")
+    log.info("odd_values", when=datetime(2026, 11, 22, tzinfo=UTC), path=Path("/tmp/x"))
+    log.info("huge_value", big=2**70)
+    odd, huge = events(log_lines)
+    assert odd["when"] == "2026-11-22T00:00:00+00:00"
+    assert "/tmp/x" in odd["path"]  # unknown objects are written as their repr
+    assert huge["big"] == 2**70
+    assert list(huge)[:3] == ["timestamp", "level", "event"]
