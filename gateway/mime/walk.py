@@ -121,9 +121,17 @@ def _add_defect(walked: Walked, defect: str) -> None:
         walked.defects.append(defect)
 
 
+#: The end of the first empty line, where a header block necessarily ends.
+_END_OF_HEADERS = re.compile(rb"\n\r?\n")
+
+
 def header_envelope(raw: bytes, defects: list[str]) -> Envelope:
     """The top-level header facts alone, without walking the MIME tree."""
-    header_block = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    # The parser stops at the first empty line anyway; handing it only the bytes up
+    # to there spares decoding and splitting the whole body.
+    end = _END_OF_HEADERS.search(raw)
+    block = raw[: end.end()] if end else raw
+    header_block = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
     return _envelope(header_block, defects)
 
 

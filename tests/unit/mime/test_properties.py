@@ -105,3 +105,43 @@ def test_html_any_markup(markup: str) -> None:
         assert 0 <= anchor.start <= anchor.end <= len(channel)
     for start, end in rendered.quote_regions:
         assert 0 <= start <= end <= len(rendered.visible)
+
+
+def _whole_message_envelope(raw: bytes) -> object:
+    """header_envelope as it was before it cut the header block off: the parser fed everything."""
+    import email.parser
+    import email.policy
+
+    from gateway.mime.walk import _envelope
+
+    defects: list[str] = []
+    envelope = _envelope(email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw), defects)
+    return envelope, defects
+
+
+HEADER_PIECES = st.sampled_from(
+    [b"Subject: hi", b"From: a@b.example", b"To: c@d.example", b" folded", b"\tmore", b"no colon", b"", b"X: \xff"]
+)
+ENDINGS = st.sampled_from([b"\r\n", b"\n", b"\r"])
+
+
+@given(st.lists(st.tuples(HEADER_PIECES, ENDINGS), max_size=8), st.binary(max_size=60))
+@SETTINGS
+def test_header_envelope_reads_only_the_header_block_with_the_same_result(
+    lines: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """Cutting the input at the first empty line changes nothing the header parse returns."""
+    from gateway.mime.walk import header_envelope
+
+    raw = b"".join(text + ending for text, ending in lines) + body
+    defects: list[str] = []
+    assert (header_envelope(raw, defects), defects) == _whole_message_envelope(raw)
+
+
+def test_header_envelope_same_result_on_the_seed_messages() -> None:
+    """Real messages (CPython's email test set): same envelope with and without the cut."""
+    from gateway.mime.walk import header_envelope
+
+    for raw in SEEDS:
+        defects: list[str] = []
+        assert (header_envelope(raw, defects), defects) == _whole_message_envelope(raw)
