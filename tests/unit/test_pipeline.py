@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from gateway.config import Config
-from gateway.model import Action, Decision, Envelope, Route
+from gateway.model import Action, Decision, Envelope, Route, Verdict
 from gateway.pipeline import Pipeline
 from gateway.pipeline_types import PolicyNeeds, RelayError
 from gateway.state import EventKind, StateEvent
@@ -339,3 +340,83 @@ async def test_from_header_is_checked_on_the_headers_only_path() -> None:
     reply = await rig.run(message(sender="intruder@elsewhere.example"), mail_from=SELLER)
     assert reply.startswith("550 5.7.1")
     assert rig.relay.sent == []
+
+
+class CountingStore(FakeStore):
+    """Counts commits (record_batch calls); each takes ``seconds``, like a commit with an fsync."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.commits = 0
+
+    def record_batch(self, batch: Any, events: Any) -> None:
+        time.sleep(self.seconds)
+        self.commits += 1
+        super().record_batch(batch, events)
+
+
+def relayed(queue_id: str) -> Decision:
+    envelope = Envelope(queue_id=queue_id, mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
+    verdict = Verdict(action=Action.PASS, profile="amazon")
+    return Decision(queue_id=queue_id, decided_at=datetime.now(UTC), envelope=envelope, verdict=verdict)
+
+
+async def test_decision_writes_gather_into_few_commits() -> None:
+    """Decisions arriving within the writer's linger share one commit instead of one each."""
+    rig = Rig()
+    store = CountingStore()
+    pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, store, rig.config)
+    for number in range(20):  # one decision every millisecond or so: the writer is idle when each arrives
+        await pipeline._record_quietly(relayed(f"G{number}"))
+        await asyncio.sleep(0.001)
+    await pipeline.drain()
+    assert len(store.decisions) == 20
+    assert store.commits <= 10  # one per message without the linger
+    pipeline.close()
+
+
+async def test_a_waited_write_is_not_held_back_by_a_busy_writer() -> None:
+    """A review request's reply waits for the commit of its own round, not for the writer to run dry."""
+    rig = Rig()
+    store = CountingStore(seconds=0.02)
+    pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, store, rig.config)
+    stop = asyncio.Event()
+
+    async def stream() -> None:  # a busy worker: a decision every 2 ms, for as long as the test runs
+        number = 0
+        while not stop.is_set():
+            await pipeline._record_quietly(relayed(f"S{number}"))
+            number += 1
+            await asyncio.sleep(0.002)
+
+    busy = asyncio.ensure_future(stream())
+    await asyncio.sleep(0.1)
+    envelope = Envelope(queue_id="R2", mail_from=SELLER, rcpt_tos=(BUYER,), account="helpdesk")
+    raw = message("[review] please leave a review for order 302-1234567-1234567")
+    started = time.perf_counter()
+    reply = await asyncio.wait_for(pipeline.run(envelope, rig.policy.route([BUYER]), raw), 5)
+    waited = time.perf_counter() - started
+    committed = [e.queue_id for e in store.events if e.kind is EventKind.REVIEW_REQUEST]
+    stop.set()
+    await busy
+    assert reply.code == 250
+    assert committed == ["R2"]  # committed before the reply
+    assert waited < 1.0  # not the 30 s store timeout of a writer that never runs dry
+    await pipeline.drain()
+    pipeline.close()
+
+
+async def test_writes_a_reply_waits_for_skip_the_linger() -> None:
+    """A quarantine commit (or drain) submitted while decisions linger does not wait out the linger."""
+    rig = Rig()
+    store = CountingStore()
+    pipeline = Pipeline(rig.parser, lambda: rig.policy, rig.relay, store, rig.config)
+    pipeline.write_linger = 2.0
+    await pipeline._record_quietly(relayed("L1"))  # starts a flush that lingers 2 s
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    await pipeline._write(lambda: None)
+    assert time.perf_counter() - started < 1.0
+    assert [d.queue_id for d in store.decisions] == ["L1"]  # the lingering batch went first
+    pipeline.close()
