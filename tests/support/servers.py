@@ -39,8 +39,11 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    """An event loop running in a daemon thread: uvloop, as the workers run, unless
-    ``GATEWAY_TEST_LOOP=asyncio`` asks for the standard library's loop."""
+    """An event loop running in a daemon thread.
+
+    uvloop, as the workers run, unless ``GATEWAY_TEST_LOOP=asyncio`` asks for the
+    standard library's loop.
+    """
 
     def __init__(self, kind: LoopKind | None = None) -> None:
         chosen = kind or ("asyncio" if os.environ.get("GATEWAY_TEST_LOOP") == "asyncio" else "uvloop")
