@@ -2,9 +2,11 @@
 
 :class:`UpstreamPool` implements the :class:`~gateway.pipeline_types.Relay`
 seam. Each upstream keeps up to ``pool_size`` connections; a message takes an
-idle one or opens a new one, runs ``MAIL``/``RCPT``/``DATA``, and after the
-reply the connection is reset with ``RSET`` in the background and given back
-(so the RSET round trip is never in front of a message). Connections are
+idle one or opens a new one, runs ``MAIL``/``RCPT``/``DATA`` and gives it back.
+After a delivered message the session is already clean (the final 250 ends the
+transaction); after a refusal it is reset with ``RSET`` in the background
+before it is given back (so that round trip is never in front of a message).
+Connections are
 recycled after ``max_messages_per_connection`` messages or ``idle_timeout``
 seconds idle, and dropped on any error so the next message starts clean.
 
@@ -12,8 +14,8 @@ Failure mapping (the pipeline turns it into the SMTP reply):
 
 - cannot connect, TLS or AUTH to the upstream fails, timeout, connection lost:
   ``RelayError(451, ...)``; only a pooled connection found closed at ``MAIL``
-  (the next hop dropped it while idle) is retried, on a fresh one, since nothing
-  was sent yet;
+  (the next hop dropped it while idle, or answers 421 as it closes) is retried,
+  on a fresh one, since nothing was sent yet;
 - the upstream answers 4xx/5xx to ``MAIL``/``DATA``, or refuses every recipient:
   ``RelayError`` with its own code;
 - some recipients refused, others accepted: :class:`RelayResult` lists the
@@ -85,7 +87,7 @@ class UpstreamPool:
         """
         pool = self._pool(upstream)
         await pool.slots.acquire()
-        handed_over = False  # the slot now belongs to the background RSET
+        handed_over = False  # the slot now belongs to a background RSET
         try:
             conn = self._take_idle(pool) or await self._await_recycled(pool) or await self._connect(pool)
             try:
@@ -109,7 +111,10 @@ class UpstreamPool:
                 conn.smtp.close()
                 raise
             conn.messages += 1
-            handed_over = self._recycle(pool, conn)
+            # The 250 after the data ended the transaction (RFC 5321 4.1.1.4): the
+            # session is clean, so no RSET is needed before the next message. A
+            # connection the next hop dropped while idle is caught at the next MAIL.
+            self._give_back(pool, conn)
             return result
         finally:
             if not handed_over:
@@ -239,7 +244,7 @@ class UpstreamPool:
     def _recycle(self, pool: _HostPool, conn: _Connection) -> bool:
         """RSET ``conn`` in the background, then return it (and its slot) to the pool.
 
-        The RSET round trip (RSET between messages, like Postfix's connection cache)
+        Used after a refusal, which may leave a transaction open. The RSET round trip
         happens after the reply is on its way, not in front of the next message.
         Returns whether the slot was handed to the background task.
         """
@@ -315,6 +320,9 @@ class UpstreamPool:
             stage = "data"
             response = await smtp.data(data)
         except aiosmtplib.SMTPResponseException as exc:
+            if stage == "mail" and exc.code == 421 and conn.messages > 0:
+                # A reused connection the next hop is closing (its idle timeout): nothing was sent.
+                raise _StaleError from exc
             log.warning("upstream_refused", upstream=pool.name, stage=stage, code=exc.code, error=exc.message)
             raise RelayError(exc.code, exc.message) from exc
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:

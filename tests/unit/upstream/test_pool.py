@@ -43,18 +43,76 @@ def pool_config(port: int, **upstream: Any) -> Config:
     return make_config(port, upstreams={"default": settings})
 
 
-async def test_relays_and_reuses_one_connection(hop: tuple[CaptureHandler, int]) -> None:
-    """Consecutive messages go over one pooled connection (RSET between them), byte for byte."""
-    handler, port = hop
-    pool = UpstreamPool(pool_config(port))
+class CountingHandler(CaptureHandler):
+    """A capture hop that also counts RSETs and can answer MAIL with a 421 on a reused session."""
+
+    def __init__(self, *, closing_after: int = 0) -> None:
+        super().__init__()
+        self.resets = 0
+        self.closing_after = closing_after  # answer MAIL with 421 once a session delivered this many
+        self.delivered: dict[int, int] = {}
+
+    async def handle_RSET(self, server: SMTP, session: Any, envelope: Any) -> str:
+        self.resets += 1
+        return "250 OK"
+
+    async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.closing_after and self.delivered.get(id(session), 0) >= self.closing_after:
+            return "421 4.4.2 hop.test closing idle connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
+        self.delivered[id(session)] = self.delivered.get(id(session), 0) + 1
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_relays_and_reuses_one_connection() -> None:
+    """Consecutive messages go over one pooled connection, byte for byte, with no RSET after a delivery."""
+    handler = CountingHandler()
+    server = await serve(handler)
+    pool = UpstreamPool(pool_config(port_of(server)))
     data = message()
     for _ in range(3):
         result = await pool.relay("default", SELLER, [BUYER], data)
         assert result.reply.startswith("250 ")
         assert result.refused == {}
     await pool.close()
+    server.close()
     assert [m.data for m in handler.messages] == [data] * 3
     assert len(handler.peers) == 1
+    assert handler.resets == 0  # the final 250 ended each transaction
+
+
+async def test_refusal_is_followed_by_rset_before_reuse() -> None:
+    """After the next hop refused every recipient, the connection is reset before the next message uses it."""
+    handler = CountingHandler()
+    handler.refuse[BUYER] = "550 5.1.1 no such buyer"
+    server = await serve(handler)
+    pool = UpstreamPool(pool_config(port_of(server)))
+    with pytest.raises(RelayError):
+        await pool.relay("default", SELLER, [BUYER], message("refused"))
+    result = await pool.relay("default", SELLER, ["other@example.org"], message("next"))
+    assert result.reply.startswith("250 ")
+    await pool.close()
+    server.close()
+    assert handler.resets == 1
+    assert len(handler.peers) == 1
+
+
+async def test_421_at_mail_on_a_reused_connection_is_retried_on_a_fresh_one() -> None:
+    """A pooled connection the hop is closing (421 at MAIL) costs nothing: the message goes over a new one."""
+    handler = CountingHandler(closing_after=1)
+    server = await serve(handler)
+    pool = UpstreamPool(pool_config(port_of(server)))
+    await pool.relay("default", SELLER, [BUYER], message("first"))
+    result = await pool.relay("default", SELLER, [BUYER], message("second"))
+    assert result.reply.startswith("250 ")
+    await pool.close()
+    server.close()
+    assert [m.data for m in handler.messages] == [message("first"), message("second")]
+    assert len(handler.peers) == 2
 
 
 async def test_recycles_after_max_messages(hop: tuple[CaptureHandler, int]) -> None:
