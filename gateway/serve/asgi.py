@@ -27,6 +27,10 @@ class _Server(uvicorn.Server):
         yield
 
 
+class ServiceError(Exception):
+    """An extra service could not start (the reason is logged by the service itself)."""
+
+
 class AsgiService:
     """An ASGI application served by uvicorn inside the running event loop."""
 
@@ -36,6 +40,7 @@ class AsgiService:
             uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="auto")
         )
         self._task: asyncio.Task[None] | None = None
+        self._listen = f"{host}:{port}"
 
     @property
     def address(self) -> tuple[str, int]:
@@ -44,13 +49,25 @@ class AsgiService:
         host, port = sockets[0].getsockname()[:2]
         return str(host), int(port)
 
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve()
+        except SystemExit as exc:
+            # uvicorn logs why it cannot start (say, the address is in use) and calls
+            # sys.exit; inside the supervisor that must be an ordinary failure.
+            raise ServiceError(f"{self.name} could not start on {self._listen} (uvicorn exit {exc.code})") from None
+
     async def start(self) -> None:
-        """Start serving; returns once the socket listens (raises if it could not start)."""
-        self._task = asyncio.get_running_loop().create_task(self._server.serve())
+        """Start serving; returns once the socket listens.
+
+        Raises:
+            ServiceError: it could not start (uvicorn has logged why).
+        """
+        self._task = asyncio.get_running_loop().create_task(self._serve())
         while not self._server.started:
             if self._task.done():
                 self._task.result()
-                raise RuntimeError(f"{self.name} did not start")
+                raise ServiceError(f"{self.name} stopped before it started")
             await asyncio.sleep(0.02)
         host, port = self.address
         log.info("service_started", service=self.name, listen=f"{host}:{port}")
@@ -58,6 +75,8 @@ class AsgiService:
     async def stop(self) -> None:
         """Stop accepting and finish open requests."""
         if self._task is None:
+            return
+        if self._task.done():  # it never started, or already stopped: start() reported why
             return
         self._server.should_exit = True
         await self._task

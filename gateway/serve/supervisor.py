@@ -34,6 +34,7 @@ from typing import Protocol
 import structlog
 
 from gateway.config import Config
+from gateway.serve.asgi import ServiceError
 from gateway.serve.capture import start_capture
 from gateway.serve.worker import WorkerSpec, worker_main
 from gateway.smtp.listener import bind_socket
@@ -56,7 +57,7 @@ class Service(Protocol):
     name: str
 
     async def start(self) -> None:
-        """Start serving."""
+        """Start serving (raises :class:`ServiceError` if it cannot)."""
         ...
 
     async def stop(self) -> None:
@@ -129,9 +130,7 @@ class Supervisor:
         port = int(reservation.getsockname()[1])
         try:
             started = await self._start_workers(config, host, port)
-            if started:
-                for service in self._services:
-                    await service.start()
+            if started and await self._start_services():
                 log.info("server_started", listen=f"{host}:{port}", workers=self._count, dev=config.dev)
                 await self._stop.wait()
         finally:
@@ -145,6 +144,17 @@ class Supervisor:
             reservation.close()
             log.info("server_stopped")
         return 1 if self._failed else 0
+
+    async def _start_services(self) -> bool:
+        """Start the extra services (the admin console); False (and exit status 1) if one cannot."""
+        for service in self._services:
+            try:
+                await service.start()
+            except ServiceError as exc:
+                log.error("service_failed", service=service.name, error=str(exc))
+                self._failed = True
+                return False
+        return True
 
     # --- workers --------------------------------------------------------------------
 

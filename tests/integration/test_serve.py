@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -22,7 +23,7 @@ from gateway.cli import main
 from gateway.config import LoggingConfig
 from gateway.logging import configure_logging
 from tests.support.client import RawClient, send
-from tests.support.process import GatewayProcess
+from tests.support.process import GATEWAY, GatewayProcess
 from tests.support.servers import CaptureHop, SmtpSink
 
 PRIVATE_BUYER = "buyer@example.org"  # the default profile: no marketplace rules in the way
@@ -192,6 +193,29 @@ def test_sighup_reloads_policies(processes: list[GatewayProcess], tmp_path: Path
     gateway.signal(signal.SIGHUP)
     gateway.wait_for("policy_reload_failed", count=2)
     assert send("127.0.0.1", gateway.port, rcpts=(PRIVATE_BUYER,))[0] == 250
+
+
+def test_console_address_in_use_is_a_clear_failure(tmp_path: Path, capture: CaptureHop) -> None:
+    """If the admin console cannot listen, serve says so in one event and exits 1 (no traceback)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        config = write_config(tmp_path, capture.port)
+        result = subprocess.run(
+            [str(GATEWAY), "serve", "--config", str(config), "--admin-listen", f"127.0.0.1:{busy}"],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    failed = [json.loads(line) for line in output.splitlines() if '"service_failed"' in line]
+    assert [(e["service"], e["error"]) for e in failed] == [
+        ("admin", f"admin could not start on 127.0.0.1:{busy} (uvicorn exit 3)")
+    ]
+    assert "Traceback" not in output
+    assert '"server_stopped"' in output
 
 
 def test_serve_needs_config_or_dev() -> None:
