@@ -126,7 +126,15 @@ class Supervisor:
             log.info("capture_started", listen=f"{self._capture.host}:{port}", directory=str(self._capture.directory))
 
         host, port = config.server.listen_address
-        reservation = bind_socket(host, port)
+        try:
+            reservation = bind_socket(host, port)
+        except OSError as exc:
+            # Another server has the port, or the address is not this host's.
+            log.error("listen_failed", listen=f"{host}:{port}", error=exc.strerror or str(exc))
+            if capture_server is not None:
+                capture_server.close()
+                await capture_server.wait_closed()
+            return 1
         port = int(reservation.getsockname()[1])
         try:
             started = await self._start_workers(config, host, port)

@@ -30,14 +30,20 @@ PRIVATE_BUYER = "buyer@example.org"  # the default profile: no marketplace rules
 
 
 def write_config(
-    tmp_path: Path, upstream_port: int, *, workers: int = 1, extra: str = "", event_loop: str = "uvloop"
+    tmp_path: Path,
+    upstream_port: int,
+    *,
+    workers: int = 1,
+    extra: str = "",
+    event_loop: str = "uvloop",
+    listen: str = "127.0.0.1:0",
 ) -> Path:
     path = tmp_path / "gateway.toml"
     path.write_text(
         f"""
 data_dir = "{tmp_path / "data"}"
 [server]
-listen = "127.0.0.1:0"
+listen = "{listen}"
 hostname = "gw.test"
 workers = {workers}
 shutdown_grace = 5.0
@@ -216,6 +222,26 @@ def test_console_address_in_use_is_a_clear_failure(tmp_path: Path, capture: Capt
     ]
     assert "Traceback" not in output
     assert '"server_stopped"' in output
+
+
+def test_smtp_address_in_use_is_a_clear_failure(tmp_path: Path, capture: CaptureHop) -> None:
+    """If the SMTP port is taken, serve logs listen_failed with the reason and exits 1 (no traceback)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        config = write_config(tmp_path, capture.port, listen=f"127.0.0.1:{busy}")
+        result = subprocess.run(
+            [str(GATEWAY), "serve", "--config", str(config), "--admin-listen", "127.0.0.1:0"],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    failed = [json.loads(line) for line in output.splitlines() if '"listen_failed"' in line]
+    assert [(e["listen"], e["error"]) for e in failed] == [(f"127.0.0.1:{busy}", "Address already in use")]
+    assert "Traceback" not in output
 
 
 def test_serve_needs_config_or_dev() -> None:
