@@ -20,19 +20,19 @@ from starlette.templating import Jinja2Templates, _TemplateResponse
 from gateway.admin.service import ReviewService
 from gateway.config import Config
 from gateway.policy.holder import PolicyHolder
-from gateway.store.records import Role
+from gateway.store.records import Role, User
 from gateway.web.auth import LoginLimiter, RevokedSessions, csrf_token
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 
-#: Navigation: (label, path). Every signed-in page shows these links.
-NAV: tuple[tuple[str, str], ...] = (
-    ("Queue", "/queue"),
-    ("Decisions", "/decisions"),
-    ("Dashboard", "/dashboard"),
-    ("Audit", "/audit"),
-    ("Policies", "/policies"),
+#: Navigation: (label, path, role needed). Signed-in pages show the links the user's role allows.
+NAV: tuple[tuple[str, str, Role], ...] = (
+    ("Queue", "/queue", Role.VIEWER),
+    ("Decisions", "/decisions", Role.VIEWER),
+    ("Dashboard", "/dashboard", Role.VIEWER),
+    ("Audit", "/audit", Role.VIEWER),
+    ("Policies", "/policies", Role.VIEWER),
 )
 
 _FLASH_KEY = "flash"
@@ -91,12 +91,19 @@ def _pop_flashes(request: Request) -> list[Flash]:
     return [Flash(str(kind), str(text)) for kind, text in request.session.pop(_FLASH_KEY)]
 
 
+def _nav(user: User | None) -> list[tuple[str, str]]:
+    """The (label, path) links ``user`` may follow: pages their role cannot use are not offered."""
+    if user is None:
+        return []
+    return [(label, path) for label, path, role in NAV if user.role.allows(role)]
+
+
 def _page_context(request: Request) -> dict[str, Any]:
     user = getattr(request.state, "user", None)
     return {
         "user": user,
         "csrf_token": csrf_token(request),
-        "nav": NAV,
+        "nav": _nav(user),
         "path": request.url.path,
         "flashes": _pop_flashes(request),
         "Role": Role,
