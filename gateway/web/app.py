@@ -30,7 +30,7 @@ from gateway.config import Config
 from gateway.policy.holder import PolicyHolder
 from gateway.store import ConflictError, NotFoundError
 from gateway.store.records import Role
-from gateway.web import logviews, messages, queue, signin
+from gateway.web import logviews, messages, queue, signin, users
 from gateway.web.auth import CsrfMiddleware, LoginLimiter, RevokedSessions, require
 from gateway.web.deps import STATIC, Console, make_templates, render
 from gateway.web.security import CONSOLE_CSP, SecurityHeadersMiddleware
@@ -75,7 +75,7 @@ async def home(request: Request) -> Response:
 
 
 def console_routes() -> list[BaseRoute]:
-    """Every route of the console (the log views of :mod:`gateway.web.logviews` included)."""
+    """Every route of the console (the log views and the users page included)."""
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
         Route("/login", signin.login_page, methods=["GET"]),
@@ -85,6 +85,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/queue/bulk", queue.bulk_action, methods=["POST"]),
         *messages.routes(),
         *logviews.routes(),
+        *users.routes(),
     ]
     return routes
 

@@ -33,6 +33,7 @@ NAV: tuple[tuple[str, str, Role], ...] = (
     ("Dashboard", "/dashboard", Role.VIEWER),
     ("Audit", "/audit", Role.VIEWER),
     ("Policies", "/policies", Role.VIEWER),
+    ("Users", "/users", Role.ADMIN),
 )
 
 _FLASH_KEY = "flash"

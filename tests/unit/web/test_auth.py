@@ -14,7 +14,7 @@ from tests.unit.web.conftest import PASSWORD, REVIEW_ASK, Console, csrf_of, logi
 
 
 def _concrete(path: str, qid: str) -> str:
-    return path.replace("{qid}", qid)
+    return path.replace("{qid}", qid).replace("{name}", "admin1")
 
 
 def _routes() -> list[Route]:
@@ -32,9 +32,16 @@ def get_routes() -> list[str]:
 
 def test_the_console_has_the_expected_state_changing_routes() -> None:
     # A guard against the enumeration below silently finding nothing.
-    assert {"/login", "/logout", "/queue/bulk", "/messages/{qid}/release", "/messages/{qid}/reject"} <= set(
-        post_routes()
-    )
+    assert {
+        "/login",
+        "/logout",
+        "/queue/bulk",
+        "/messages/{qid}/release",
+        "/messages/{qid}/reject",
+        "/users",
+        "/users/{name}/disable",
+        "/users/{name}/password",
+    } <= set(post_routes())
     assert not [r for r in console_routes() if isinstance(r, Mount) and r.path != "/static"]
 
 
@@ -55,6 +62,10 @@ def test_every_post_without_a_valid_csrf_token_is_refused(console: Console, path
     # Nothing happened: the message is still held and nobody was relayed to.
     assert console.hop.messages == []
     assert console.store.get_quarantined(qid).status.value == "held"
+    assert [(u.name, u.role, u.disabled) for u in asyncio.run(console.service.list_users())] == [
+        ("admin1", Role.ADMIN, False)
+    ]
+    assert asyncio.run(console.service.audit_log(AuditQuery(action="user_password"))).items == ()
 
 
 @pytest.mark.parametrize("path", [p for p in get_routes() if p != "/login"])
