@@ -134,3 +134,35 @@ def test_hostile_message_runs_nothing_and_loads_nothing(stack: Stack, page: Any)
     foreign = [url for url in requests if not url.startswith(stack.console_url) and not url.startswith("data:")]
     assert foreign == [], foreign
     assert any(url.endswith("/preview") for url in requests)
+
+
+def test_admin_adds_a_reviewer_who_then_signs_in(stack: Stack, page: Any) -> None:
+    """Users page in Chromium: add a reviewer, who signs in and sees no Users link; disable ends their session."""
+    sign_in(page, stack)
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("User name").fill("rita")
+    page.get_by_label("Role", exact=True).select_option("reviewer")
+    page.get_by_label("Password (at least").fill("rita's long passphrase")
+    page.get_by_label("Password again").fill("rita's long passphrase")
+    page.get_by_role("button", name="Add user").click()
+    assert "User rita added as reviewer." in page.locator(".flash").first.inner_text()
+    assert "rita" in page.locator("table.users tbody").inner_text()
+    screenshot(page, "users.png")
+
+    # Rita signs in in her own browser context: she reviews, but cannot manage users.
+    rita = page.context.browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    rita.goto(f"{stack.console_url}/login")
+    rita.get_by_label("User name").fill("rita")
+    rita.get_by_label("Password").fill("rita's long passphrase")
+    rita.get_by_role("button", name="Sign in").click()
+    rita.wait_for_load_state()
+    assert rita.url == f"{stack.console_url}/queue"
+    assert rita.get_by_role("link", name="Users").count() == 0
+    assert rita.goto(f"{stack.console_url}/users").status == 403
+
+    # The admin disables her: her open session ends at her next request.
+    page.get_by_role("button", name="Disable rita").click()
+    assert "User rita disabled." in page.locator(".flash").first.inner_text()
+    rita.goto(f"{stack.console_url}/queue")
+    assert "/login" in rita.url
+    rita.context.close()
