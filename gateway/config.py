@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from gateway.eventloop import LoopKind
+
 #: Where the shipped policies live (``policies/`` next to the package).
 SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -84,7 +86,7 @@ class ServerConfig(_Section):
     smtputf8: bool = True
     # The workers' event loop: uvloop (libuv) spends less CPU per connection than
     # the standard library's selector loop; "asyncio" is the fallback.
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    event_loop: LoopKind = "uvloop"
 
     @field_validator("listen")
     @classmethod

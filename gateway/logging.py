@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-import orjson
 import structlog
 
 from gateway.config import LoggingConfig
+from gateway.jsontext import dumps
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -44,15 +43,8 @@ def _event_first(logger: object, method: str, event_dict: dict[str, Any]) -> dic
 
 
 def _dumps(event: dict[str, Any], **options: Any) -> str:
-    """One JSON line with orjson (about twice as fast as ``json`` per event).
-
-    orjson refuses what it cannot represent exactly (integers beyond 64 bits,
-    non-string keys); such an event is written by the standard library instead.
-    """
-    try:
-        return orjson.dumps(event, default=options.get("default")).decode("utf-8")
-    except TypeError:
-        return json.dumps(event, **options)
+    """Structlog's serializer hook: one JSON line (see :mod:`gateway.jsontext`)."""
+    return dumps(event, default=options.get("default"))
 
 
 def configure_logging(config: LoggingConfig, *, console: bool | None = None, stream: TextIO | None = None) -> None:

@@ -20,7 +20,6 @@ addresses into logs.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -28,11 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from gateway.jsontext import dumps
 from gateway.store.errors import StoreError
 
 #: How long an SQLite writer waits for another writer before giving up (ms).
@@ -59,17 +58,9 @@ def create_engine(database_url: str) -> Engine:
         if url.get_driver_name() != "psycopg":
             raise StoreError(f"use postgresql+psycopg:// for PostgreSQL, not {url.drivername}://")
         return sa.create_engine(
-            url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True, json_serializer=_json
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True, json_serializer=dumps
         )
     raise StoreError(f"unsupported database {url.drivername!r}: use sqlite:/// or postgresql+psycopg://")
-
-
-def _json(value: Any) -> str:
-    """JSON columns as text, with orjson (the decision log writes four per message)."""
-    try:
-        return orjson.dumps(value).decode("utf-8")
-    except TypeError:  # what orjson will not write (integers beyond 64 bits, odd keys)
-        return json.dumps(value)
 
 
 def _enable_wal(cursor: Any) -> None:
@@ -101,7 +92,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     if not path.parent.is_dir():
         raise StoreError(f"SQLite store directory {path.parent} does not exist")
     engine = sa.create_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True, json_serializer=_json
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True, json_serializer=dumps
     )
 
     @event.listens_for(engine, "connect")
